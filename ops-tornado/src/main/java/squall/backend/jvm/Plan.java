@@ -1,0 +1,171 @@
+package squall.backend.jvm;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import squall.api.CpuKernel;
+import squall.api.Graph;
+import squall.api.KernelCall;
+import squall.api.Model;
+import squall.api.Node;
+import squall.api.Operator;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.SquallException;
+import squall.api.Tensor;
+import squall.api.Workers;
+
+/**
+ * A model planned for one set of concrete input shapes: the shape of every value, identity nodes
+ * aliased away, and activation buffers assigned by liveness. Runs draw an {@link Execution} (its
+ * own buffers and kernels bound to them) from a pool, so concurrent runs never share a buffer.
+ */
+final class Plan {
+    private final Model model;
+    private final Map<String, Shape> shapes;
+    /** Where each value's data lives: itself, or for an identity node's output the value it aliases. */
+    private final Map<String, String> storage = new HashMap<>();
+    private final Map<String, Integer> valueIds = new HashMap<>();
+    private final List<Node> steps = new ArrayList<>();
+    private final List<Operator> stepOperators = new ArrayList<>();
+    private final BufferAssignment buffers;
+    private final ConcurrentLinkedQueue<Execution> idle = new ConcurrentLinkedQueue<>();
+
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes) {
+        this.model = model;
+        Graph graph = model.graph();
+        this.shapes = graph.inferShapes(inputShapes, operators);
+        List<BufferAssignment.Step> liveness = new ArrayList<>();
+        for (Node node : graph.nodes()) {
+            Operator op = operators.get(node.op());
+            if (isAlias(op, node)) {
+                storage.put(node.output(), storageOf(node.input(0)));
+                continue;
+            }
+            steps.add(node);
+            stepOperators.add(op);
+            liveness.add(new BufferAssignment.Step(ids(node.inputs()), ids(node.outputs())));
+        }
+        Set<Integer> liveAtEnd = new HashSet<>();
+        for (String out : graph.outputs()) {
+            liveAtEnd.add(id(storageOf(out)));
+        }
+        int[] sizes = new int[valueIds.size()];
+        valueIds.forEach((name, id) -> sizes[id] = shapes.get(name).size());
+        this.buffers = BufferAssignment.assign(sizes, liveness, liveAtEnd);
+    }
+
+    /** An identity op with one input and output of the same size needs no kernel and no buffer. */
+    private boolean isAlias(Operator op, Node node) {
+        return op.isIdentity(node) && node.outputs().size() == 1 && !node.input(0).isEmpty()
+                && shapes.get(node.input(0)).size() == shapes.get(node.output()).size();
+    }
+
+    private String storageOf(String value) {
+        return storage.getOrDefault(value, value);
+    }
+
+    private int id(String storageValue) {
+        return valueIds.computeIfAbsent(storageValue, v -> valueIds.size());
+    }
+
+    private int[] ids(List<String> values) {
+        return values.stream().filter(v -> !v.isEmpty()).mapToInt(v -> id(storageOf(v))).toArray();
+    }
+
+    BufferAssignment buffers() {
+        return buffers;
+    }
+
+    Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers) {
+        Execution execution = idle.poll();
+        if (execution == null) {
+            execution = new Execution();
+        }
+        try {
+            return execution.run(inputs, workers);
+        } finally {
+            idle.offer(execution);
+        }
+    }
+
+    /** One set of buffers and the kernels bound to them; used by one run at a time. */
+    private final class Execution {
+        private final Map<String, float[]> inputBuffers = new HashMap<>();
+        private final float[][] activationBuffers = new float[buffers.bufferSizes().length][];
+        private final List<CpuKernel> work = new ArrayList<>();
+
+        Execution() {
+            for (int b = 0; b < activationBuffers.length; b++) {
+                activationBuffers[b] = new float[buffers.bufferSizes()[b]];
+            }
+            for (String input : model.graph().inputs().keySet()) {
+                inputBuffers.put(input, new float[shapes.get(input).size()]);
+            }
+            for (int s = 0; s < steps.size(); s++) {
+                work.add(bind(steps.get(s), stepOperators.get(s)));
+            }
+        }
+
+        /** The operator's CPU kernel over this execution's buffers, else its portable kernels. */
+        private CpuKernel bind(Node node, Operator op) {
+            List<Shape> inShapes = new ArrayList<>();
+            float[][] in = new float[node.inputs().size()][];
+            for (int i = 0; i < in.length; i++) {
+                String v = node.inputs().get(i);
+                inShapes.add(v.isEmpty() ? null : shapes.get(v));
+                in[i] = v.isEmpty() ? null : array(v);
+            }
+            List<Shape> outShapes = node.outputs().stream().map(shapes::get).toList();
+            float[][] out = node.outputs().stream().map(this::array).toArray(float[][]::new);
+            var context = new JvmKernelContext(node, inShapes, outShapes, in, out);
+            CpuKernel tuned = op.cpuKernel(context);
+            if (tuned != null) {
+                return tuned;
+            }
+            List<KernelCall> calls = op.kernels(context);
+            return workers -> calls.forEach(KernelCall::invoke);
+        }
+
+        private float[] array(String value) {
+            String v = storageOf(value);
+            float[] input = inputBuffers.get(v);
+            if (input != null) {
+                return input;
+            }
+            Tensor weight = model.weights().get(v);
+            if (weight != null) {
+                return weight.data();
+            }
+            return activationBuffers[buffers.bufferOfValue()[valueIds.get(v)]];
+        }
+
+        Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers) {
+            inputs.forEach((name, t) -> System.arraycopy(t.data(), 0, inputBuffers.get(name), 0, t.data().length));
+            for (int s = 0; s < work.size(); s++) {
+                try {
+                    work.get(s).run(workers);
+                } catch (SquallException e) {
+                    throw e;
+                } catch (RuntimeException e) {
+                    throw new SquallException(steps.get(s) + " failed on the jvm backend with input shapes "
+                            + steps.get(s).inputs().stream().map(v -> v.isEmpty() ? "-" : String.valueOf(shapes.get(v)))
+                            .toList() + ": " + e, e);
+                }
+            }
+            Map<String, Tensor> outputs = new LinkedHashMap<>();
+            for (String name : model.graph().outputs()) {
+                Shape shape = shapes.get(name);
+                float[] data = new float[shape.size()];
+                System.arraycopy(array(name), 0, data, 0, data.length);
+                outputs.put(name, new Tensor(shape, data));
+            }
+            return outputs;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+package squall.ops;
+
+import java.util.List;
+import squall.api.CpuKernel;
+import squall.api.KernelCall;
+import squall.api.KernelContext;
+import squall.api.Node;
+import squall.api.Operator;
+import squall.api.Shape;
+
+/** {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?. */
+final class Conv2d implements Operator {
+    /** The validated geometry of one conv2d node for concrete input shapes. */
+    private record Geometry(Window window, int groups, int activation, Shape input, Shape weight, Shape output) {
+        int batch() {
+            return input.dim(0);
+        }
+
+        int outChannels() {
+            return output.dim(1);
+        }
+
+        int outHeight() {
+            return output.dim(2);
+        }
+    }
+
+    @Override
+    public String id() {
+        return "conv2d";
+    }
+
+    private static Geometry geometry(Node node, List<Shape> inputs) {
+        Check.atMost(node, inputs, 4);
+        Shape x = Check.required(node, inputs, 0, "x");
+        Shape weight = Check.required(node, inputs, 1, "weight");
+        Check.rank(node, "x", x, 4, "[N, C, H, W]");
+        Check.rank(node, "weight", weight, 4, "[O, C/groups, kH, kW]");
+        int groups = node.attributes().getInt("groups", 1);
+        int inChannels = x.dim(1);
+        int outChannels = weight.dim(0);
+        if (groups < 1 || inChannels % groups != 0 || outChannels % groups != 0) {
+            throw Check.bad(node, "groups = " + groups + " must divide input channels (x " + x + ") and output "
+                    + "channels (weight " + weight + ")");
+        }
+        if (weight.dim(1) != inChannels / groups) {
+            throw Check.bad(node, "weight should be [O, C/groups = " + inChannels / groups + ", kH, kW] for x " + x
+                    + " and groups = " + groups + ", got " + weight);
+        }
+        Window window = Window.of(node, weight.dim(2), weight.dim(3), new int[] {1, 1});
+        Shape output = Shape.of(x.dim(0), outChannels, window.outHeight(x.dim(2), false),
+                window.outWidth(x.dim(3), false));
+        if (output.dim(2) < 1 || output.dim(3) < 1) {
+            throw Check.bad(node, "x " + x + " is smaller than the " + window + ": the output would be " + output);
+        }
+        Shape bias = Check.optional(inputs, 2);
+        if (bias != null) {
+            Check.equal(node, "bias", bias, Shape.of(outChannels));
+        }
+        Shape residual = Check.optional(inputs, 3);
+        if (residual != null) {
+            Check.equal(node, "residual", residual, output);
+        }
+        return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
+    }
+
+    @Override
+    public List<Shape> outputShapes(Node node, List<Shape> inputShapes) {
+        return List.of(geometry(node, inputShapes).output());
+    }
+
+    @Override
+    public long multiplyAdds(Node node, List<Shape> inputShapes, List<Shape> outputShapes) {
+        Shape weight = inputShapes.get(1);
+        return outputShapes.getFirst().elementCount() * weight.dim(1) * weight.dim(2) * weight.dim(3);
+    }
+
+    @Override
+    public List<KernelCall> kernels(KernelContext context) {
+        Geometry g = geometry(context.node(), context.inputShapes());
+        Shape x = g.input();
+        return List.of(KernelCall.of(ConvKernels.class, "conv2d", context.input(0), context.input(1), bias(context, g),
+                residual(context), context.output(0), g.window().asArray(), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
+                g.outChannels(), g.outHeight(), g.output().dim(3), g.groups(), g.activation(),
+                context.input(3) == null ? 0 : 1));
+    }
+
+    /** Output rows (image, channel, y) split over the workers, each computed by the portable kernel's convRow. */
+    @Override
+    public CpuKernel cpuKernel(KernelContext context) {
+        Geometry g = geometry(context.node(), context.inputShapes());
+        float[] input = context.input(0);
+        float[] weight = context.input(1);
+        float[] bias = bias(context, g);
+        float[] residual = residual(context);
+        float[] output = context.output(0);
+        int[] window = g.window().asArray();
+        int inChannels = g.input().dim(1);
+        int inHeight = g.input().dim(2);
+        int inWidth = g.input().dim(3);
+        int outChannels = g.outChannels();
+        int outHeight = g.outHeight();
+        int outWidth = g.output().dim(3);
+        int hasResidual = context.input(3) == null ? 0 : 1;
+        return workers -> Split.ranges(workers, g.batch() * outChannels * outHeight, (from, to) -> {
+            for (int row = from; row < to; row++) {
+                ConvKernels.convRow(input, weight, bias, residual, output, window, row / (outChannels * outHeight),
+                        row / outHeight % outChannels, row % outHeight, inChannels, inHeight, inWidth, outChannels,
+                        outHeight, outWidth, g.groups(), g.activation(), hasResidual);
+            }
+        });
+    }
+
+    /** An absent bias is zeros, so the kernel has one code path. */
+    private static float[] bias(KernelContext context, Geometry g) {
+        float[] bias = context.input(2);
+        return bias != null ? bias : new float[g.outChannels()];
+    }
+
+    /** A placeholder when there is no residual (kernels take no nulls). */
+    private static float[] residual(KernelContext context) {
+        float[] residual = context.input(3);
+        return residual != null ? residual : new float[1];
+    }
+}
