@@ -1,0 +1,236 @@
+package squall.backend.jvm;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+import squall.api.Attributes;
+import squall.api.Backends;
+import squall.api.CompiledModel;
+import squall.api.Graph;
+import squall.api.KernelCall;
+import squall.api.Model;
+import squall.api.Node;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.SquallException;
+import squall.api.Tensor;
+
+/** The JVM backend against the portable kernels run node by node, and its planning and threading. */
+class JvmBackendTest {
+    private static final Operators OPERATORS = Operators.discover();
+
+    /** conv-bn-relu-pool, a depthwise conv with a fused residual, then pool-flatten-dropout-linear-softmax. */
+    static Model smallNetwork() {
+        var b = Graph.builder("small");
+        String x = b.input("input", Shape.of(-1, 3, -1, -1));
+        x = b.op("conv2d", "stem", Attributes.of("stride", 2, "padding", 1), x, b.parameter("stem.weight", 10, 3, 3, 3));
+        x = b.op("batch_norm", "bn", Attributes.of("epsilon", 1e-3f), x, b.parameter("bn.weight", 10),
+                b.parameter("bn.bias", 10), b.parameter("bn.running_mean", 10), b.parameter("bn.running_var", 10));
+        x = b.op("relu", "relu", Attributes.EMPTY, x);
+        x = b.op("max_pool2d", "pool", Attributes.of("kernel_size", 3, "stride", 2, "padding", 1), x);
+        x = b.op("conv2d", "dw", Attributes.of("padding", 1, "groups", 10, "activation", "hardswish"), x,
+                b.parameter("dw.weight", 10, 1, 3, 3), b.parameter("dw.bias", 10), x);
+        x = b.op("global_avg_pool", "avgpool", Attributes.EMPTY, x);
+        x = b.op("flatten", "flatten", Attributes.EMPTY, x);
+        x = b.op("dropout", "dropout", Attributes.of("p", 0.2f), x);
+        x = b.op("linear", "fc", Attributes.EMPTY, x, b.parameter("fc.weight", 7, 10), b.parameter("fc.bias", 7));
+        x = b.op("softmax", "softmax", Attributes.EMPTY, x);
+        Graph graph = b.output(x).build();
+        Random random = new Random(42);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> {
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = name.endsWith("running_var") ? 0.5f + random.nextFloat() : random.nextFloat() * 2 - 1;
+            }
+            weights.put(name, new Tensor(shape, data));
+        });
+        return Model.bind(graph, weights, "random weights");
+    }
+
+    /** The reference: every node's portable kernels, one after another, each output in a fresh array. */
+    static Tensor runPortable(Model model, Tensor input) {
+        Graph graph = model.graph();
+        Map<String, Shape> shapes = graph.inferShapes(input.shape(), OPERATORS);
+        Map<String, float[]> values = new HashMap<>();
+        values.put(graph.inputs().keySet().iterator().next(), input.data());
+        model.weights().forEach((name, t) -> values.put(name, t.data()));
+        for (Node node : graph.nodes()) {
+            List<Shape> inShapes = new ArrayList<>();
+            float[][] in = new float[node.inputs().size()][];
+            for (int i = 0; i < in.length; i++) {
+                inShapes.add(shapes.get(node.inputs().get(i)));
+                in[i] = values.get(node.inputs().get(i));
+            }
+            var context = JvmKernelContext.withNewOutputs(node, inShapes,
+                    node.outputs().stream().map(shapes::get).toList(), in);
+            OPERATORS.get(node.op()).kernels(context).forEach(KernelCall::invoke);
+            for (int i = 0; i < node.outputs().size(); i++) {
+                values.put(node.outputs().get(i), context.output(i));
+            }
+        }
+        String out = graph.outputs().getFirst();
+        return new Tensor(shapes.get(out), values.get(out));
+    }
+
+    static Tensor image(Random random, int batch, int height, int width) {
+        float[] data = new float[batch * 3 * height * width];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = random.nextFloat() * 2 - 1;
+        }
+        return new Tensor(Shape.of(batch, 3, height, width), data);
+    }
+
+    private static CompiledModel compile(Model model, int threads) {
+        return Backends.select("jvm").compile(model, OPERATORS, Map.of("threads", String.valueOf(threads)));
+    }
+
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void matchesThePortableKernelsBitForBitAtAnyBatchAndSize(int threads) {
+        Model model = smallNetwork();
+        Random random = new Random(threads);
+        try (CompiledModel compiled = compile(model, threads)) {
+            for (int[] size : new int[][] {{1, 32, 32}, {3, 17, 23}, {2, 9, 9}, {1, 32, 32}}) {
+                Tensor input = image(random, size[0], size[1], size[2]);
+                Tensor expected = runPortable(model, input);
+                Tensor actual = compiled.run(input);
+                assertEquals(Shape.of(size[0], 7), actual.shape());
+                assertArrayEquals(expected.data(), actual.data(), "batch " + size[0] + " " + size[1] + "x" + size[2]);
+            }
+        }
+    }
+
+    @Test
+    void concurrentRunsMatchSequentialRuns() throws Exception {
+        Model model = smallNetwork();
+        Random random = new Random(7);
+        List<Tensor> inputs = new ArrayList<>();
+        for (int i = 0; i < 16; i++) {
+            inputs.add(image(random, 1 + i % 2, 24, 24));
+        }
+        try (CompiledModel compiled = compile(model, 2)) {
+            List<Tensor> sequential = inputs.stream().map(compiled::run).toList();
+            ExecutorService callers = Executors.newFixedThreadPool(4);
+            try {
+                List<Future<Tensor>> futures = new ArrayList<>();
+                for (int round = 0; round < 3; round++) {
+                    for (Tensor input : inputs) {
+                        futures.add(callers.submit(() -> compiled.run(input)));
+                    }
+                }
+                for (int i = 0; i < futures.size(); i++) {
+                    assertArrayEquals(sequential.get(i % inputs.size()).data(), futures.get(i).get().data(),
+                            "concurrent run " + i);
+                }
+            } finally {
+                callers.shutdown();
+            }
+        }
+    }
+
+    @Test
+    void buffersAreSharedByLivenessAndIdentityOpsAreAliased() {
+        Model model = smallNetwork();
+        var compiled = (JvmCompiledModel) compile(model, 1);
+        Shape input = Shape.of(2, 3, 32, 32);
+        var buffers = compiled.plan(Map.of("input", input)).buffers();
+        Map<String, Shape> shapes = model.graph().inferShapes(input, OPERATORS);
+        long sumOfOutputs = 0;
+        for (Node node : model.graph().nodes()) {
+            sumOfOutputs += shapes.get(node.output()).size();
+        }
+        long widestNodeCut = 0;
+        for (Node node : model.graph().nodes()) {
+            long cut = shapes.get(node.output()).size();
+            for (String in : node.inputs()) {
+                cut += model.graph().parameters().containsKey(in) || in.equals("input") ? 0 : shapes.get(in).size();
+            }
+            widestNodeCut = Math.max(widestNodeCut, cut);
+        }
+        assertTrue(buffers.totalFloats() < sumOfOutputs, buffers.totalFloats() + " floats vs " + sumOfOutputs);
+        assertEquals(widestNodeCut, buffers.totalFloats(), "a chain's peak is its widest cut");
+        // flatten and dropout are aliases: they take no buffer, so 8 nodes write values, not 10.
+        long written = java.util.Arrays.stream(buffers.bufferOfValue()).filter(b -> b >= 0).count();
+        assertEquals(8, written);
+        compiled.close();
+    }
+
+    @Test
+    void aliasedIdentityOfTheInputIsStillCopiedOut() {
+        var b = Graph.builder("identity");
+        String x = b.input("x", Shape.of(-1, 4));
+        x = b.op("flatten", "flatten", Attributes.EMPTY, b.op("dropout", "dropout", Attributes.EMPTY, x));
+        Graph graph = b.output(x).build();
+        try (CompiledModel compiled = compile(new Model(graph, Map.of()), 2)) {
+            Tensor input = Tensor.of(Shape.of(2, 4), 1, 2, 3, 4, 5, 6, 7, 8);
+            Tensor out = compiled.run(input);
+            assertArrayEquals(input.data(), out.data());
+            assertTrue(out.data() != input.data(), "the caller gets its own array");
+        }
+    }
+
+    @Test
+    void closedModelRefusesToRun() {
+        CompiledModel compiled = compile(smallNetwork(), 1);
+        Tensor input = image(new Random(1), 1, 16, 16);
+        compiled.run(input);
+        compiled.close();
+        var error = assertThrows(SquallException.class, () -> compiled.run(input));
+        assertTrue(error.getMessage().contains("closed"), error.getMessage());
+    }
+
+    @Test
+    void badInputsAndOptionsAreReported() {
+        try (CompiledModel compiled = compile(smallNetwork(), 1)) {
+            var wrongChannels = assertThrows(SquallException.class,
+                    () -> compiled.run(new Tensor(Shape.of(1, 4, 8, 8), new float[256])));
+            assertTrue(wrongChannels.getMessage().contains("[1, 4, 8, 8]"), wrongChannels.getMessage());
+            var wrongName = assertThrows(SquallException.class,
+                    () -> compiled.run(Map.of("image", new Tensor(Shape.of(1, 3, 8, 8), new float[192]))));
+            assertTrue(wrongName.getMessage().contains("image") && wrongName.getMessage().contains("input"),
+                    wrongName.getMessage());
+        }
+        var badThreads = assertThrows(SquallException.class, () -> Backends.select("jvm")
+                .compile(smallNetwork(), OPERATORS, Map.of("threads", "zero")));
+        assertTrue(badThreads.getMessage().contains("threads"), badThreads.getMessage());
+        var b = Graph.builder("unknown");
+        Graph graph = b.output(b.op("gelu", "act", Attributes.EMPTY, b.input("x", Shape.of(-1, 4)))).build();
+        var unknown = assertThrows(SquallException.UnknownOperator.class,
+                () -> compile(new Model(graph, Map.of()), 1));
+        assertTrue(unknown.getMessage().contains("'gelu'"), unknown.getMessage());
+    }
+
+    @Test
+    void jvmIsAlwaysAvailableAndDescribesItsCpu() {
+        var backend = Backends.select("jvm");
+        assertInstanceOf(JvmBackend.class, backend);
+        assertTrue(backend.isAvailable());
+        assertTrue(backend.devices().getFirst().contains(Runtime.getRuntime().availableProcessors() + " cores"),
+                backend.devices().toString());
+        try (var compiled = backend.compile(smallNetwork(), OPERATORS, Map.of())) {
+            assertEquals("jvm", compiled.backend());
+        }
+        assertTrue(JvmBackend.workers(2) == JvmBackend.workers(2), "one pool per thread count");
+        Map<String, Tensor> named = new LinkedHashMap<>();
+        named.put("input", image(new Random(3), 1, 8, 8));
+        try (var compiled = backend.compile(smallNetwork(), OPERATORS, Map.of("threads", "2"))) {
+            assertEquals(List.of("softmax"), List.copyOf(compiled.run(named).keySet()));
+        }
+    }
+}
