@@ -97,7 +97,8 @@ public final class OnnxImporter {
             Map.entry("Identity", Set.of()),
             Map.entry("Dropout", Set.of("ratio", "seed", "is_test")),
             Map.entry("Constant", Set.of("value", "value_float", "value_floats", "value_int", "value_ints")),
-            Map.entry("Transpose", Set.of("perm")));
+            Map.entry("Transpose", Set.of("perm")),
+            Map.entry("Pad", Set.of("mode", "pads", "value")));
 
     private final String source;
     private final Path dir;
@@ -337,6 +338,7 @@ public final class OnnxImporter {
             case "Dropout" -> dropout(n, name);
             case "Constant" -> constant(n);
             case "Transpose" -> transposeConstant(n);
+            case "Pad" -> zeroPad(n, name);
             default -> throw new Refused("op '" + n.opType() + "' is not supported");
         }
     }
@@ -657,6 +659,20 @@ public final class OnnxImporter {
             }
         }
         emit("dropout", name, n.output(0), Attributes.of("p", ratio), value(n.input(0)));
+    }
+
+    /** PyTorch puts a Pad of zeros before an AveragePool it exports; it is an identity. */
+    private void zeroPad(NodeProto n, String name) {
+        long[] pads = opset < 11 ? intsAttr(n, "pads") : n.input(1).isEmpty() ? new long[0]
+                : constants.containsKey(n.input(1)) ? longs(constants.get(n.input(1))) : null;
+        if (pads == null) {
+            throw new Refused("the pads '" + n.input(1) + "' are computed at run time");
+        }
+        if (Arrays.stream(pads).anyMatch(p -> p != 0)) {
+            throw new Refused("Pad with pads " + Arrays.toString(pads) + "; Squall imports Pad only when it pads "
+                    + "nothing (padding belongs in the Conv or pooling node)");
+        }
+        emit("identity", name, n.output(0), Attributes.EMPTY, value(n.input(0)));
     }
 
     /** Constants are values, not nodes: a float one becomes a parameter where a node reads it. */
