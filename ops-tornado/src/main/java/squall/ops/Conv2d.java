@@ -79,10 +79,15 @@ final class Conv2d implements Operator {
     public List<KernelCall> kernels(KernelContext context) {
         Geometry g = geometry(context.node(), context.inputShapes());
         Shape x = g.input();
-        return List.of(KernelCall.of(ConvKernels.class, "conv2d", context.input(0), context.input(1), bias(context, g),
-                residual(context), context.output(0), g.window().asArray(), x.dim(0), x.dim(1), x.dim(2), x.dim(3),
-                g.outChannels(), g.outHeight(), g.output().dim(3), g.groups(), g.activation(),
-                context.input(3) == null ? 0 : 1));
+        Object[] shapeArgs = {g.window().asArray(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), g.outChannels(),
+                g.outHeight(), g.output().dim(3), g.groups(), g.activation()};
+        float[] residual = context.input(3);
+        Object[] buffers = residual == null
+                ? new Object[] {context.input(0), context.input(1), bias(context, g), context.output(0)}
+                : new Object[] {context.input(0), context.input(1), bias(context, g), residual, context.output(0)};
+        Object[] args = java.util.Arrays.copyOf(buffers, buffers.length + shapeArgs.length);
+        System.arraycopy(shapeArgs, 0, args, buffers.length, shapeArgs.length);
+        return List.of(KernelCall.of(ConvKernels.class, residual == null ? "conv2d" : "conv2dResidual", args));
     }
 
     /** Output rows (image, channel, y) split over the workers, each computed by the portable kernel's convRow. */
@@ -117,9 +122,9 @@ final class Conv2d implements Operator {
         return bias != null ? bias : new float[g.outChannels()];
     }
 
-    /** A placeholder when there is no residual (kernels take no nulls). */
+    /** Without a residual, convRow never reads its residual array: pass the output. */
     private static float[] residual(KernelContext context) {
         float[] residual = context.input(3);
-        return residual != null ? residual : new float[1];
+        return residual != null ? residual : context.output(0);
     }
 }

@@ -12,14 +12,28 @@ public final class ConvKernels {
     private ConvKernels() {
     }
 
-    public static void conv2d(float[] input, float[] weight, float[] bias, float[] residual, float[] output,
-                              int[] window, int batch, int inChannels, int inHeight, int inWidth, int outChannels,
-                              int outHeight, int outWidth, int groups, int activation, int hasResidual) {
+    public static void conv2d(float[] input, float[] weight, float[] bias, float[] output, int[] window, int batch,
+                              int inChannels, int inHeight, int inWidth, int outChannels, int outHeight, int outWidth,
+                              int groups, int activation) {
+        for (@Parallel int n = 0; n < batch; n++) {
+            for (@Parallel int o = 0; o < outChannels; o++) {
+                for (@Parallel int oy = 0; oy < outHeight; oy++) {
+                    convRow(input, weight, bias, output, output, window, n, o, oy, inChannels, inHeight, inWidth,
+                            outChannels, outHeight, outWidth, groups, activation, 0);
+                }
+            }
+        }
+    }
+
+    /** conv2d with a residual added after the activation (a separate kernel: TornadoVM tasks take at most 15 arguments). */
+    public static void conv2dResidual(float[] input, float[] weight, float[] bias, float[] residual, float[] output,
+                                      int[] window, int batch, int inChannels, int inHeight, int inWidth,
+                                      int outChannels, int outHeight, int outWidth, int groups, int activation) {
         for (@Parallel int n = 0; n < batch; n++) {
             for (@Parallel int o = 0; o < outChannels; o++) {
                 for (@Parallel int oy = 0; oy < outHeight; oy++) {
                     convRow(input, weight, bias, residual, output, window, n, o, oy, inChannels, inHeight, inWidth,
-                            outChannels, outHeight, outWidth, groups, activation, hasResidual);
+                            outChannels, outHeight, outWidth, groups, activation, 1);
                 }
             }
         }

@@ -2,6 +2,7 @@ package squall.ops;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.util.ArrayList;
@@ -45,6 +46,10 @@ final class OpHarness {
         var portable = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
         List<KernelCall> calls = operator.kernels(portable);
         assertNotNull(calls);
+        for (KernelCall call : calls) {
+            assertTrue(call.kernel().getParameterCount() <= 15, call.name() + " has "
+                    + call.kernel().getParameterCount() + " parameters; a TornadoVM task takes at most 15");
+        }
         calls.forEach(KernelCall::invoke);
         float[] expected = portable.output(0);
         for (int threads : new int[] {1, 2}) {
