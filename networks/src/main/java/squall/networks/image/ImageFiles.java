@@ -4,6 +4,8 @@ import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
 import java.awt.image.ComponentColorModel;
+import java.awt.image.ComponentSampleModel;
+import java.awt.image.DataBufferByte;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
 import java.io.IOException;
@@ -11,6 +13,7 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Locale;
@@ -140,11 +143,13 @@ public final class ImageFiles {
             }
         } else if (model instanceof ComponentColorModel && model.getNumColorComponents() == 3) {
             // Raw samples, whatever ICC profile the file names: PIL applies none.
-            for (int band = 0; band < 3; band++) {
-                int shift = Math.max(0, model.getComponentSize(band) - 8);
-                int[] samples = raster.getSamples(0, 0, width, height, band, (int[]) null);
-                for (int i = 0; i < samples.length; i++) {
-                    rgb[3 * i + band] = (byte) (samples[i] >>> shift);
+            if (!copyInterleavedBytes(raster, rgb)) {
+                for (int band = 0; band < 3; band++) {
+                    int shift = Math.max(0, model.getComponentSize(band) - 8);
+                    int[] samples = raster.getSamples(0, 0, width, height, band, (int[]) null);
+                    for (int i = 0; i < samples.length; i++) {
+                        rgb[3 * i + band] = (byte) (samples[i] >>> shift);
+                    }
                 }
             }
         } else {
@@ -157,5 +162,34 @@ public final class ImageFiles {
             }
         }
         return out;
+    }
+
+    /**
+     * The common case, 8-bit samples interleaved in one byte array (JPEG and PNG decode to it):
+     * copied directly, since a call per sample costs more than the resize. False if not that layout.
+     */
+    private static boolean copyInterleavedBytes(Raster raster, byte[] rgb) {
+        if (!(raster.getSampleModel() instanceof ComponentSampleModel layout)
+                || !(raster.getDataBuffer() instanceof DataBufferByte bytes)
+                || Arrays.stream(layout.getBankIndices()).anyMatch(bank -> bank != 0)) {
+            return false;
+        }
+        byte[] data = bytes.getData();
+        int[] bandOffsets = layout.getBandOffsets();
+        int pixelStride = layout.getPixelStride();
+        int scanlineStride = layout.getScanlineStride();
+        int origin = bytes.getOffset() - raster.getSampleModelTranslateY() * scanlineStride
+                - raster.getSampleModelTranslateX() * pixelStride;
+        int width = raster.getWidth();
+        for (int y = 0; y < raster.getHeight(); y++) {
+            for (int x = 0; x < width; x++) {
+                int pixel = origin + y * scanlineStride + x * pixelStride;
+                int o = 3 * (y * width + x);
+                rgb[o] = data[pixel + bandOffsets[0]];
+                rgb[o + 1] = data[pixel + bandOffsets[1]];
+                rgb[o + 2] = data[pixel + bandOffsets[2]];
+            }
+        }
+        return true;
     }
 }
