@@ -210,7 +210,7 @@ public final class OnnxImporter {
 
     private void declareInput(ValueInfoProto input) {
         if (input.elemType() != DataType.FLOAT.code) {
-            problems.add("graph input '" + input.name() + "' is " + DataType.name(input.elemType())
+            problems.add("graph input '" + input.name() + "' is " + DataType.describe(input.elemType())
                     + "; Squall runs float32 models only");
             return;
         }

@@ -38,7 +38,7 @@ public final class OnnxProto {
             return null;
         }
 
-        public static String name(int code) {
+        public static String describe(int code) {
             DataType t = of(code);
             return t == null ? "data type " + code : t.name().toLowerCase(java.util.Locale.ROOT);
         }
@@ -171,7 +171,7 @@ public final class OnnxProto {
         }
 
         public String describe() {
-            return "tensor '" + name + "' (" + DataType.name(dataType) + " " + java.util.Arrays.toString(dims) + ")";
+            return "tensor '" + name + "' (" + DataType.describe(dataType) + " " + java.util.Arrays.toString(dims) + ")";
         }
     }
 

@@ -167,7 +167,7 @@ class OnnxConformanceTest {
     private static Tensor readFloats(Path file) {
         TensorProto t = OnnxReader.readTensor(file);
         if (!OnnxTensors.isFloat(t.dataType())) {
-            throw new TestAbortedException(file.getFileName() + " is " + OnnxProto.DataType.name(t.dataType())
+            throw new TestAbortedException(file.getFileName() + " is " + OnnxProto.DataType.describe(t.dataType())
                     + "; Squall computes in float32");
         }
         return OnnxTensors.toTensor(t, file.getParent(), file.toString());
