@@ -92,6 +92,15 @@ def main():
     small = small_state()
     write_all(out, "small", small)
 
+    # Pickle protocol 4 (FRAME, SHORT_BINUNICODE, MEMOIZE, STACK_GLOBAL), as newer code may write.
+    torch.save(small, os.path.join(out, "small_protocol4_zip.pth"), pickle_protocol=4)
+    torch.save(small, os.path.join(out, "small_protocol4_legacy.pth"), pickle_protocol=4,
+               _use_new_zipfile_serialization=False)
+    # nn.Parameters pickle through torch._utils._rebuild_parameter.
+    parameters = OrderedDict((k, torch.nn.Parameter(v, requires_grad=False) if v.is_floating_point() else v)
+                             for k, v in small.items())
+    torch.save(parameters, os.path.join(out, "small_parameters_zip.pth"))
+
     # Training scripts wrap the state dict; both wrappers, one per layout.
     torch.save({"state_dict": small, "epoch": 3, "arch": "small"}, os.path.join(out, "small_wrapped_zip.pth"))
     torch.save({"model": small, "optimizer": None}, os.path.join(out, "small_wrapped_legacy.pth"),

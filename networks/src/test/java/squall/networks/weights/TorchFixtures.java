@@ -29,7 +29,8 @@ import squall.api.Tensor;
  * {@code target/weights-fixtures/}, and the numpy {@code .npz} references that come with them.
  */
 final class TorchFixtures {
-    static final String PYTHON = "/usr/bin/python3";
+    /** Debian's python, which has torch; {@code -Dsquall.test.python=...} points elsewhere. */
+    static final String PYTHON = System.getProperty("squall.test.python", "/usr/bin/python3");
     static final String INSTALL = "sudo apt-get install python3-torch python3-torchvision python3-numpy";
     private static final Path BASE = Path.of(System.getProperty("basedir", "."));
     private static final Path SCRIPT = BASE.resolve("src/test/python/weights_fixtures.py");

@@ -31,7 +31,8 @@ class WeightsTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"small_zip.pth", "small_legacy.pth", "small.safetensors",
-            "small_wrapped_zip.pth", "small_wrapped_legacy.pth"})
+            "small_wrapped_zip.pth", "small_wrapped_legacy.pth", "small_protocol4_zip.pth",
+            "small_protocol4_legacy.pth", "small_parameters_zip.pth"})
     void smallStateDictMatchesNumpy(String file) throws Exception {
         Path dir = TorchFixtures.dir();
         Map<String, Tensor> expected = TorchFixtures.readNpz(dir.resolve("small_expected.npz"));
@@ -56,6 +57,7 @@ class WeightsTest {
         Path dir = TorchFixtures.dir();
         assertEquals(Weights.Format.PTH_ZIP, Weights.format(dir.resolve("small_zip.pth")));
         assertEquals(Weights.Format.PTH_LEGACY, Weights.format(dir.resolve("small_legacy.pth")));
+        assertEquals(Weights.Format.PTH_LEGACY, Weights.format(dir.resolve("small_protocol4_legacy.pth")));
         assertEquals(Weights.Format.SAFETENSORS, Weights.format(dir.resolve("small.safetensors")));
         Path renamed = Files.copy(dir.resolve("small.safetensors"), tmp.resolve("small.pth"));
         assertSameTensors(Weights.load(dir.resolve("small_zip.pth")), Weights.load(renamed), "renamed safetensors");
@@ -63,16 +65,16 @@ class WeightsTest {
 
     @Test
     void nonContiguousViewIsRefused() throws Exception {
-        var e = assertThrows(SquallException.BadFile.class,
-                () -> Weights.load(TorchFixtures.dir().resolve("noncontiguous.pth")));
+        Path file = TorchFixtures.dir().resolve("noncontiguous.pth");
+        var e = assertThrows(SquallException.BadFile.class, () -> Weights.load(file));
         assertTrue(e.getMessage().contains("'w'") && e.getMessage().contains("non-contiguous")
                 && e.getMessage().contains("contiguous()"), e.getMessage());
     }
 
     @Test
     void integerTensorIsRefusedByName() throws Exception {
-        var e = assertThrows(SquallException.BadFile.class,
-                () -> Weights.load(TorchFixtures.dir().resolve("int_tensor.pth")));
+        Path file = TorchFixtures.dir().resolve("int_tensor.pth");
+        var e = assertThrows(SquallException.BadFile.class, () -> Weights.load(file));
         assertTrue(e.getMessage().contains("'index'") && e.getMessage().contains("I64"), e.getMessage());
     }
 
