@@ -4,6 +4,7 @@ import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.io.UncheckedIOException;
 import java.nio.file.NoSuchFileException;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
@@ -65,12 +66,18 @@ abstract class Tool implements Callable<Integer> {
         return 1;
     }
 
+    /** The first line of a message, and the first item when the message goes on to list several. */
     private static String firstLine(String message) {
         if (message == null) {
             return "(no message)";
         }
-        int newline = message.indexOf('\n');
-        return newline < 0 ? message : message.substring(0, newline).stripTrailing() + " (--verbose lists all)";
+        List<String> lines = message.lines().filter(line -> !line.isBlank()).toList();
+        if (lines.size() <= 1) {
+            return message.strip();
+        }
+        String first = lines.getFirst().stripTrailing();
+        return (first.endsWith(":") ? first + " " : first + "; ") + lines.get(1).strip()
+                + (lines.size() > 2 ? ", ... (--verbose lists all)" : "");
     }
 
     /** A progress note on stderr, only for a person watching a terminal. */
