@@ -31,7 +31,8 @@ import squall.api.SquallException;
  */
 final class RestrictedUnpickler {
     static final int MAX_NESTING = 64;
-    static final int MAX_ENTRIES = 1 << 22;
+    /** Stack and memo bound: a state dict needs about 15 memo entries per tensor. */
+    static final int MAX_ENTRIES = 1 << 20;
     private static final int MAX_GLOBAL_NAME = 256;
 
     /** A storage a tensor points into; for the legacy format's storage views, a window of it. */
@@ -251,14 +252,14 @@ final class RestrictedUnpickler {
     private TensorRef rebuildTensor(Global g, List<Object> a) {
         // v2: (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]);
         // v1: (storage, storage_offset, size, stride).
-        int[] arities = g.kind == Kind.REBUILD_TENSOR ? new int[] {4, 4} : new int[] {6, 7};
-        if (a.size() < arities[0] || a.size() > arities[1]
+        boolean v1 = g.kind == Kind.REBUILD_TENSOR;
+        if (a.size() < (v1 ? 4 : 6) || a.size() > (v1 ? 4 : 7)
                 || !(a.get(0) instanceof StorageRef storage)
                 || !(a.get(1) instanceof Long offset)
                 || !(a.get(2) instanceof Tuple size)
                 || !(a.get(3) instanceof Tuple stride)) {
             throw bad(g.qualifiedName + " expects (storage, offset, size tuple, stride tuple"
-                    + (g.kind == Kind.REBUILD_TENSOR ? "" : ", requires_grad, hooks") + "), got " + describeAll(a));
+                    + (v1 ? "" : ", requires_grad, hooks") + "), got " + describeAll(a));
         }
         if (a.size() > 5 && !(a.get(5) instanceof Map<?, ?> hooks && hooks.isEmpty())) {
             throw bad(g.qualifiedName + " with backward hooks " + describe(a.get(5)) + "; a state dict has none");

@@ -11,7 +11,6 @@ import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -130,10 +129,11 @@ final class TorchCheckpoint {
                     + "from .pth files, convert the checkpoint to safetensors");
         }
         try (InputStream in = zip.getInputStream(entry)) {
-            byte[] bytes = in.readNBytes((int) size);
-            if (bytes.length != size || in.read() != -1) {
+            byte[] bytes = new byte[(int) size];
+            int read = in.readNBytes(bytes, 0, bytes.length);
+            if (read != size || in.read() != -1) {
                 throw new SquallException.BadFile(where + " declares " + size + " bytes but holds "
-                        + (bytes.length != size ? bytes.length : "more") + "; the file is damaged");
+                        + (read != size ? read : "more") + "; the file is damaged");
             }
             return bytes;
         }

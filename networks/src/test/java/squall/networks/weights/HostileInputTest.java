@@ -45,10 +45,12 @@ class HostileInputTest {
     /** The positive control: the hand-made containers are right, so refusals below are about the payload. */
     @Test
     void handMadeCheckpointsLoad() throws IOException {
-        byte[] pickle = PickleBytes.stateDict("w", 2, 2).bytes();
-        for (Path file : new Path[] {zip(pickle), legacy(pickle)}) {
-            Map<String, Tensor> w = Weights.load(file);
-            assertArrayEquals(new float[] {1.5f, -2.25f}, w.get("w").data(), file.toString());
+        for (String rebuild : new String[] {"_rebuild_tensor_v2", "_rebuild_tensor"}) {
+            byte[] pickle = PickleBytes.stateDict(rebuild, "w", 2, 2).bytes();
+            for (Path file : new Path[] {zip(pickle), legacy(pickle)}) {
+                Map<String, Tensor> w = Weights.load(file);
+                assertArrayEquals(new float[] {1.5f, -2.25f}, w.get("w").data(), rebuild + " in " + file);
+            }
         }
     }
 
@@ -122,6 +124,20 @@ class HostileInputTest {
             cycle.op('h', 0, 'a');
         }
         assertTrue(refusal(zip(cycle.op('.').bytes())).contains("nested deeper than"));
+    }
+
+    @Test
+    void memoAndStackAreBounded() throws IOException {
+        PickleBytes memo = new PickleBytes().proto(4).op(']');
+        for (int i = 0; i <= RestrictedUnpickler.MAX_ENTRIES; i++) {
+            memo.op(0x94); // MEMOIZE: a new entry each time
+        }
+        assertTrue(refusal(zip(memo.op('.').bytes())).contains("memo entries"));
+        PickleBytes stack = new PickleBytes().proto(2);
+        for (int i = 0; i <= RestrictedUnpickler.MAX_ENTRIES; i++) {
+            stack.op('N');
+        }
+        assertTrue(refusal(zip(stack.op('.').bytes())).contains("objects on the stack"));
     }
 
     @Test

@@ -91,8 +91,13 @@ final class PickleBytes {
      * (offset 0, the given size) of storage '0' holding {@code numel} elements.
      */
     static PickleBytes stateDict(String name, long numel, int... size) {
+        return stateDict("_rebuild_tensor_v2", name, numel, size);
+    }
+
+    /** As above through {@code rebuild}: "_rebuild_tensor_v2", or the 4-argument "_rebuild_tensor" of torch 0.4. */
+    static PickleBytes stateDict(String rebuild, String name, long numel, int... size) {
         PickleBytes p = new PickleBytes().proto(2).global("collections", "OrderedDict").op(')', 'R')
-                .str(name).global("torch._utils", "_rebuild_tensor_v2").op('(')
+                .str(name).global("torch._utils", rebuild).op('(')
                 .op('(').str("storage").global("torch", "FloatStorage").str("0").str("cpu").long8(numel).op('t', 'Q')
                 .int1(0).op('(');
         for (int d : size) {
@@ -108,7 +113,11 @@ final class PickleBytes {
         for (long s : strides) {
             p.long8(s);
         }
-        return p.op('t', 0x89).global("collections", "OrderedDict").op(')', 'R').op('t', 'R', 's', '.');
+        p.op('t');
+        if (rebuild.equals("_rebuild_tensor_v2")) {
+            p.op(0x89).global("collections", "OrderedDict").op(')', 'R'); // requires_grad, backward_hooks
+        }
+        return p.op('t', 'R', 's', '.');
     }
 
     /** A zip checkpoint as torch writes it: {@code archive/data.pkl} and stored {@code archive/data/<key>}. */
