@@ -8,6 +8,7 @@ import squall.api.KernelContext;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
+import squall.ops.cpu.Elementwise;
 
 /** {@code add} and {@code mul} with numpy broadcasting up to rank {@link PointwiseKernels#MAX_RANK}. */
 final class Broadcast implements Operator {
@@ -87,11 +88,29 @@ final class Broadcast implements Operator {
                 broadcastStrides(context.inputShape(1)), operation));
     }
 
+    /** Squeeze-excite's product: scale [N, C, 1, 1] (or [N, C]) times x [N, C, H, W]. */
+    private static boolean isChannelScale(Shape scale, Shape x) {
+        return x.rank() == 4 && scale.rank() == 4 && scale.dim(0) == x.dim(0) && scale.dim(1) == x.dim(1)
+                && scale.dim(2) == 1 && scale.dim(3) == 1;
+    }
+
     @Override
     public CpuKernel cpuKernel(KernelContext context) {
         float[] a = context.input(0);
         float[] b = context.input(1);
         float[] out = context.output(0);
+        Shape aShape = context.inputShape(0);
+        Shape bShape = context.inputShape(1);
+        Shape outShape = context.outputShape(0);
+        if (operation == PointwiseKernels.ADD && aShape.equals(bShape)) {
+            return Elementwise.add(a, b, out, outShape.size());
+        }
+        if (operation == PointwiseKernels.MUL && isChannelScale(aShape, bShape)) {
+            return Elementwise.scalePlanes(a, b, out, aShape.size(), outShape.size() / aShape.size());
+        }
+        if (operation == PointwiseKernels.MUL && isChannelScale(bShape, aShape)) {
+            return Elementwise.scalePlanes(b, a, out, bShape.size(), outShape.size() / bShape.size());
+        }
         int[] dims = paddedDims(context.outputShape(0));
         int[] aStrides = broadcastStrides(context.inputShape(0));
         int[] bStrides = broadcastStrides(context.inputShape(1));

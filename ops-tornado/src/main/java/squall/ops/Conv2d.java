@@ -7,6 +7,9 @@ import squall.api.KernelContext;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
+import squall.ops.cpu.Dense;
+import squall.ops.cpu.DepthwiseConv;
+import squall.ops.cpu.GemmConv;
 
 /** {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?. */
 final class Conv2d implements Operator {
@@ -90,14 +93,17 @@ final class Conv2d implements Operator {
         return List.of(KernelCall.of(ConvKernels.class, residual == null ? "conv2d" : "conv2dResidual", args));
     }
 
-    /** Output rows (image, channel, y) split over the workers, each computed by the portable kernel's convRow. */
+    /**
+     * The Vector API kernels of squall.ops.cpu where one fits (a GEMM for dense convs, phase planes
+     * for depthwise, dot products for 1x1 maps); other grouped convs run the portable kernel's
+     * convRow over output rows split between the workers.
+     */
     @Override
     public CpuKernel cpuKernel(KernelContext context) {
         Geometry g = geometry(context.node(), context.inputShapes());
         float[] input = context.input(0);
         float[] weight = context.input(1);
         float[] bias = bias(context, g);
-        float[] residual = residual(context);
         float[] output = context.output(0);
         int[] window = g.window().asArray();
         int inChannels = g.input().dim(1);
@@ -106,6 +112,21 @@ final class Conv2d implements Operator {
         int outChannels = g.outChannels();
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
+        if (g.groups() == 1 && !GemmConv.needsColumns(window) && outHeight * outWidth == 1) {
+            return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
+                    g.activation());
+        }
+        if (g.groups() == 1) {
+            float[] columns = GemmConv.needsColumns(window)
+                    ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
+            return new GemmConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,
+                    inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns);
+        }
+        if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)) {
+            return new DepthwiseConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,
+                    inHeight, inWidth, outHeight, outWidth, g.activation());
+        }
+        float[] residual = residual(context);
         int hasResidual = context.input(3) == null ? 0 : 1;
         return workers -> Split.ranges(workers, g.batch() * outChannels * outHeight, (from, to) -> {
             for (int row = from; row < to; row++) {

@@ -7,6 +7,7 @@ import squall.api.KernelContext;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
+import squall.ops.cpu.Elementwise;
 
 /** {@code global_avg_pool}: [N,C,H,W] to [N,C,1,1]. */
 final class GlobalAvgPool implements Operator {
@@ -41,13 +42,6 @@ final class GlobalAvgPool implements Operator {
     @Override
     public CpuKernel cpuKernel(KernelContext context) {
         Shape x = context.inputShape(0);
-        float[] in = context.input(0);
-        float[] out = context.output(0);
-        int spatial = x.dim(2) * x.dim(3);
-        return workers -> Split.ranges(workers, x.dim(0) * x.dim(1), (from, to) -> {
-            for (int plane = from; plane < to; plane++) {
-                out[plane] = PoolKernels.planeMean(in, plane, spatial);
-            }
-        });
+        return Elementwise.globalAvgPool(context.input(0), context.output(0), x.dim(0) * x.dim(1), x.dim(2) * x.dim(3));
     }
 }

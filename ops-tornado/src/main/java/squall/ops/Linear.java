@@ -7,6 +7,7 @@ import squall.api.KernelContext;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
+import squall.ops.cpu.Dense;
 
 /** {@code linear} as torch.nn.Linear: x [..., K], weight [M, K], bias [M]? to [..., M], with a fused activation. */
 final class Linear implements Operator {
@@ -47,22 +48,13 @@ final class Linear implements Operator {
                 Activation.fusedCode(context.node())));
     }
 
-    /** (row, output feature) pairs split over the workers, each computed by the portable kernel's linearUnit. */
+    /** Vector dot products, four output features by two rows at a time (squall.ops.cpu.Dense). */
     @Override
     public CpuKernel cpuKernel(KernelContext context) {
-        float[] x = context.input(0);
-        float[] weight = context.input(1);
-        float[] bias = bias(context);
-        float[] y = context.output(0);
         int inFeatures = context.inputShape(1).dim(1);
-        int outFeatures = context.inputShape(1).dim(0);
-        int activation = Activation.fusedCode(context.node());
-        return workers -> Split.ranges(workers, context.outputShape(0).size(), (from, to) -> {
-            for (int i = from; i < to; i++) {
-                y[i] = DenseKernels.linearUnit(x, weight, bias, i / outFeatures, i % outFeatures, inFeatures,
-                        activation);
-            }
-        });
+        return new Dense(context.input(0), context.input(1), bias(context), null, context.output(0),
+                context.inputShape(0).size() / inFeatures, inFeatures, context.inputShape(1).dim(0),
+                Activation.fusedCode(context.node()));
     }
 
     private static float[] bias(KernelContext context) {

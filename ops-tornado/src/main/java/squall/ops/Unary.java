@@ -7,6 +7,7 @@ import squall.api.KernelContext;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
+import squall.ops.cpu.Elementwise;
 
 /** An activation as its own node: relu, relu6, sigmoid, silu, hardswish, hardsigmoid, clip. */
 final class Unary implements Operator {
@@ -63,6 +64,10 @@ final class Unary implements Operator {
         float[] pq = parameters(context.node());
         float[] x = context.input(0);
         float[] y = context.output(0);
+        boolean torchHardsigmoid = pq[0] == Activation.HARDSIGMOID_ALPHA && pq[1] == Activation.HARDSIGMOID_BETA;
+        if (activation != Activation.CLIP && (activation != Activation.HARDSIGMOID || torchHardsigmoid)) {
+            return Elementwise.activation(activation, x, y, context.inputShape(0).size());
+        }
         return workers -> Split.ranges(workers, context.inputShape(0).size(), (from, to) -> {
             for (int i = from; i < to; i++) {
                 y[i] = Activation.apply(activation, x[i], pq[0], pq[1]);

@@ -1,6 +1,5 @@
 package squall.ops;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -21,7 +20,8 @@ import squall.backend.jvm.JvmKernelContext;
 
 /**
  * Runs one built-in operator on arrays: its portable kernels as plain Java (the reference
- * semantics), and its CPU kernel with one and with two workers, which must agree bit for bit.
+ * semantics), and its CPU kernel with one and with two workers, which must agree within
+ * {@link #assertCpuAgrees}'s tolerance (the Vector API kernels sum in another order).
  */
 final class OpHarness {
     static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
@@ -38,7 +38,7 @@ final class OpHarness {
         return new Node("test_" + op, op, inputs, List.of("y"), attributes);
     }
 
-    /** The output of the portable kernels, after checking the CPU kernel (if any) gives the same bits. */
+    /** The output of the portable kernels, after checking the CPU kernel (if any) agrees with it. */
     static float[] run(String op, Attributes attributes, List<Shape> shapes, float[]... inputs) {
         Operator operator = BUILTIN.get(op);
         Node node = node(op, attributes, shapes);
@@ -57,11 +57,29 @@ final class OpHarness {
             CpuKernel cpu = operator.cpuKernel(tuned);
             if (cpu != null) {
                 cpu.run(Workers.of(threads));
-                assertArrayEquals(expected, tuned.output(0), op + ": CPU kernel with " + threads
-                        + " threads differs from the portable kernel");
+                assertCpuAgrees(expected, tuned.output(0), op + ": CPU kernel with " + threads + " threads");
             }
         }
         return expected;
+    }
+
+    /**
+     * A CPU kernel against the portable one: |cpu - portable| <= 1e-5 · (|portable| + mean |portable|),
+     * relative to the element and, for results near zero after cancellation, to the output's typical
+     * magnitude. Both are float; only the order of summation (and fused multiply-adds) differs.
+     */
+    static void assertCpuAgrees(float[] portable, float[] cpu, String what) {
+        double meanAbs = 0;
+        for (float v : portable) {
+            meanAbs += Math.abs(v) / portable.length;
+        }
+        for (int i = 0; i < portable.length; i++) {
+            double tolerance = 1e-5 * (Math.abs(portable[i]) + meanAbs);
+            if (!(Math.abs(cpu[i] - portable[i]) <= tolerance) && Float.compare(cpu[i], portable[i]) != 0) {
+                fail(what + ": element " + i + " of " + portable.length + " is " + cpu[i] + ", the portable kernel gives "
+                        + portable[i] + " (tolerance " + tolerance + ")");
+            }
+        }
     }
 
     static Shape outputShape(String op, Attributes attributes, List<Shape> shapes) {

@@ -41,28 +41,51 @@ public final class JvmBackend implements Backend {
                 + System.getProperty("os.arch"));
     }
 
+    /**
+     * Options: {@code threads}; {@code passes} ({@code all}, the default, or {@code none} to run the
+     * graph as written, for debugging); {@code warmup} (milliseconds of runs on a small input at
+     * compile so the JIT has compiled the kernels before the first real run; default
+     * {@value #DEFAULT_WARMUP_MS}, 0 for none).
+     */
     @Override
     public CompiledModel compile(Model model, Operators operators, Map<String, String> options) {
-        return new JvmCompiledModel(model, operators, workers(threads(options)));
+        Map<String, String> given = options == null ? Map.of() : options;
+        boolean passes = switch (given.getOrDefault("passes", "all").trim()) {
+            case "all" -> true;
+            case "none" -> false;
+            default -> throw new SquallException("jvm backend option passes=\"" + given.get("passes")
+                    + "\" should be \"all\" or \"none\"");
+        };
+        var compiled = new JvmCompiledModel(model, operators, workers(threads(given)), passes);
+        compiled.warmUp(wholeNumber(given, "warmup", DEFAULT_WARMUP_MS, 0));
+        return compiled;
     }
+
+    /** Enough for C2 to compile the hot kernels (about half a second of runs is needed from cold). */
+    static final int DEFAULT_WARMUP_MS = 500;
 
     static Workers workers(int threads) {
         return SHARED_WORKERS.computeIfAbsent(threads, Workers::of);
     }
 
     private static int threads(Map<String, String> options) {
-        String value = options == null ? null : options.get("threads");
+        return wholeNumber(options, "threads", Runtime.getRuntime().availableProcessors(), 1);
+    }
+
+    private static int wholeNumber(Map<String, String> options, String key, int fallback, int minimum) {
+        String value = options.get(key);
         if (value == null) {
-            return Runtime.getRuntime().availableProcessors();
+            return fallback;
         }
         try {
-            int threads = Integer.parseInt(value.trim());
-            if (threads >= 1) {
-                return threads;
+            int number = Integer.parseInt(value.trim());
+            if (number >= minimum) {
+                return number;
             }
         } catch (NumberFormatException e) {
             // reported below
         }
-        throw new SquallException("jvm backend option threads=\"" + value + "\" should be a whole number >= 1");
+        throw new SquallException("jvm backend option " + key + "=\"" + value + "\" should be a whole number >= "
+                + minimum);
     }
 }

@@ -12,6 +12,7 @@ import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.api.Workers;
+import squall.ops.passes.Passes;
 
 /** A model on the JVM backend: one {@link Plan} per concrete input shapes, made on first use. */
 final class JvmCompiledModel implements CompiledModel {
@@ -24,11 +25,51 @@ final class JvmCompiledModel implements CompiledModel {
     private final Map<List<Shape>, Plan> plans = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
-    JvmCompiledModel(Model model, Operators operators, Workers workers) {
-        this.model = model;
+    /** Whether {@link Passes} rewrite the model (at compile) and each plan (residual fusion, shapes known). */
+    private final boolean passes;
+
+    JvmCompiledModel(Model model, Operators operators, Workers workers, boolean passes) {
+        model.graph().nodes().forEach(node -> operators.get(node.op()));
+        this.model = passes ? Passes.optimize(model) : model;
         this.operators = operators;
         this.workers = workers;
-        model.graph().nodes().forEach(node -> operators.get(node.op()));
+        this.passes = passes;
+    }
+
+    /**
+     * Runs the model on a small random input for about {@code millis} ms so the JIT compiles the
+     * kernels now rather than during the caller's first runs; the plan it made is dropped. Unknown
+     * dimensions are 1 for the batch and 64 elsewhere; a graph that cannot run at that size is
+     * simply not warmed.
+     */
+    void warmUp(int millis) {
+        if (millis <= 0) {
+            return;
+        }
+        Map<String, Tensor> inputs = new java.util.HashMap<>();
+        java.util.Random random = new java.util.Random(1);
+        model.graph().inputs().forEach((name, declared) -> {
+            int[] dims = declared.dims();
+            for (int i = 0; i < dims.length; i++) {
+                dims[i] = dims[i] >= 0 ? dims[i] : i == 0 ? 1 : 64;
+            }
+            Shape shape = Shape.of(dims);
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = random.nextFloat() * 2 - 1;
+            }
+            inputs.put(name, new Tensor(shape, data));
+        });
+        long end = System.nanoTime() + millis * 1_000_000L;
+        try {
+            do {
+                run(inputs);
+            } while (System.nanoTime() < end);
+        } catch (SquallException.BadShape e) {
+            // Not runnable at the guessed size: the first real run warms it instead.
+        } finally {
+            plans.clear();
+        }
     }
 
     @Override
@@ -61,7 +102,7 @@ final class JvmCompiledModel implements CompiledModel {
             }
             Map<String, Shape> shapes = new java.util.HashMap<>();
             inputs.forEach((name, t) -> shapes.put(name, t.shape()));
-            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes));
+            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes, passes));
         }
         return plan.run(inputs, workers);
     }
@@ -70,7 +111,12 @@ final class JvmCompiledModel implements CompiledModel {
     Plan plan(Map<String, Shape> inputShapes) {
         List<Shape> key = new ArrayList<>();
         model.graph().inputs().keySet().forEach(name -> key.add(inputShapes.get(name)));
-        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes));
+        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes));
+    }
+
+    /** Plans held now (for tests). */
+    int planCount() {
+        return plans.size();
     }
 
     @Override

@@ -19,6 +19,7 @@ import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.api.Workers;
+import squall.ops.passes.Passes;
 
 /**
  * A model planned for one set of concrete input shapes: the shape of every value, identity nodes
@@ -36,10 +37,11 @@ final class Plan {
     private final BufferAssignment buffers;
     private final ConcurrentLinkedQueue<Execution> idle = new ConcurrentLinkedQueue<>();
 
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes) {
-        this.model = model;
-        Graph graph = model.graph();
-        this.shapes = graph.inferShapes(inputShapes, operators);
+    /** With {@code fuseResiduals}, same-shape adds are fused into the convs before them (shapes are known here). */
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuseResiduals) {
+        this.shapes = model.graph().inferShapes(inputShapes, operators);
+        this.model = fuseResiduals ? Passes.fuseResiduals(model, shapes) : model;
+        Graph graph = this.model.graph();
         List<BufferAssignment.Step> liveness = new ArrayList<>();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());

@@ -1,0 +1,173 @@
+package squall.ops.cpu;
+
+import static squall.ops.cpu.Vectors.LANES;
+import static squall.ops.cpu.Vectors.SPECIES;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import squall.api.CpuKernel;
+import squall.api.Workers;
+import squall.ops.Split;
+
+/**
+ * Depthwise convolution (groups = channels = output channels) in NCHW, any square-or-not kernel
+ * and stride, no dilation. Each input plane is first copied into zero-bordered "phase" planes, one
+ * per (row, column) remainder modulo the stride, so that every tap of every output row is one
+ * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
+ * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
+ */
+public final class DepthwiseConv implements CpuKernel {
+    private static final ThreadLocal<float[]> PHASES = ThreadLocal.withInitial(() -> new float[0]);
+
+    private final float[] input;
+    private final float[] weight;
+    private final float[] bias;
+    private final float[] residual;
+    private final float[] output;
+    private final int planes;
+    private final int channels;
+    private final int inHeight;
+    private final int inWidth;
+    private final int outHeight;
+    private final int outWidth;
+    private final int kernelH;
+    private final int kernelW;
+    private final int stride;
+    private final int padTop;
+    private final int padLeft;
+    private final int activation;
+    /** Rows and columns of one phase plane, and its size with the slack an unmasked load may read. */
+    private final int phaseHeight;
+    private final int phaseWidth;
+    private final int phaseSize;
+    /** Offset in the phase planes of each tap, relative to output (0, 0). */
+    private final int[] tapOffsets;
+
+    /**
+     * {@code window} is {@code Window.asArray()} with equal strides and dilation 1; residual may be
+     * null. Shapes: input [batch, channels, inHeight, inWidth], weight [channels, 1, kH, kW].
+     */
+    public DepthwiseConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int[] window,
+                         int batch, int channels, int inHeight, int inWidth, int outHeight, int outWidth,
+                         int activation) {
+        this.input = input;
+        this.weight = weight;
+        this.bias = bias;
+        this.residual = residual;
+        this.output = output;
+        this.planes = batch * channels;
+        this.channels = channels;
+        this.inHeight = inHeight;
+        this.inWidth = inWidth;
+        this.outHeight = outHeight;
+        this.outWidth = outWidth;
+        this.kernelH = window[0];
+        this.kernelW = window[1];
+        this.stride = window[2];
+        this.padTop = window[4];
+        this.padLeft = window[5];
+        this.activation = activation;
+        this.phaseHeight = outHeight + (kernelH - 1) / stride;
+        this.phaseWidth = outWidth + (kernelW - 1) / stride;
+        this.phaseSize = phaseHeight * phaseWidth + LANES;
+        this.tapOffsets = new int[kernelH * kernelW];
+        for (int ky = 0; ky < kernelH; ky++) {
+            for (int kx = 0; kx < kernelW; kx++) {
+                int phase = ky % stride * stride + kx % stride;
+                tapOffsets[ky * kernelW + kx] = phase * phaseSize + ky / stride * phaseWidth + kx / stride;
+            }
+        }
+    }
+
+    /** Whether this kernel computes a conv of these parameters (else the caller uses another). */
+    public static boolean supports(int[] window, int groups, int inChannels, int outChannels) {
+        return groups == inChannels && outChannels == inChannels && window[2] == window[3] && window[8] == 1
+                && window[9] == 1;
+    }
+
+    @Override
+    public void run(Workers workers) {
+        Split.ranges(workers, planes, (from, to) -> {
+            float[] phases = scratch(stride * stride * phaseSize);
+            for (int plane = from; plane < to; plane++) {
+                fillPhases(phases, plane);
+                convolvePlane(phases, plane);
+            }
+        });
+    }
+
+    /** This thread's phase planes, zeroed: the borders are written once here and never by fillPhases. */
+    private static float[] scratch(int size) {
+        float[] phases = PHASES.get();
+        if (phases.length < size) {
+            phases = new float[size];
+            PHASES.set(phases);
+        } else {
+            java.util.Arrays.fill(phases, 0, size, 0f);
+        }
+        return phases;
+    }
+
+    /** Copies the plane's input pixels into the phase planes (the zero border stays). */
+    private void fillPhases(float[] phases, int plane) {
+        int in = plane * inHeight * inWidth;
+        for (int iy = 0; iy < inHeight; iy++) {
+            int y = iy + padTop;
+            if (y / stride >= phaseHeight) {
+                break;
+            }
+            int rowBase = (y % stride * stride) * phaseSize + y / stride * phaseWidth;
+            if (stride == 1) {
+                copyRow(input, in + iy * inWidth, phases, rowBase + padLeft, Math.min(inWidth, phaseWidth - padLeft));
+                continue;
+            }
+            for (int ix = 0; ix < inWidth; ix++) {
+                int x = ix + padLeft;
+                if (x / stride < phaseWidth) {
+                    phases[rowBase + x % stride * phaseSize + x / stride] = input[in + iy * inWidth + ix];
+                }
+            }
+        }
+    }
+
+    private static void copyRow(float[] from, int fromAt, float[] to, int toAt, int count) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector.fromArray(SPECIES, from, fromAt + i).intoArray(to, toAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> rest = Vectors.firstLanes(count - i);
+            FloatVector.fromArray(SPECIES, from, fromAt + i, rest).intoArray(to, toAt + i, rest);
+        }
+    }
+
+    private void convolvePlane(float[] phases, int plane) {
+        int taps = kernelH * kernelW;
+        int firstWeight = plane % channels * taps;
+        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        for (int oy = 0; oy < outHeight; oy++) {
+            int rowOut = (plane * outHeight + oy) * outWidth;
+            for (int ox = 0; ox < outWidth; ox += LANES) {
+                int at = oy * phaseWidth + ox;
+                FloatVector sum = planeBias;
+                for (int t = 0; t < taps; t++) {
+                    sum = FloatVector.fromArray(SPECIES, phases, at + tapOffsets[t])
+                            .fma(FloatVector.broadcast(SPECIES, weight[firstWeight + t]), sum);
+                }
+                FloatVector value = Vectors.activate(activation, sum);
+                if (ox + LANES <= outWidth) {
+                    if (residual != null) {
+                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox));
+                    }
+                    value.intoArray(output, rowOut + ox);
+                } else {
+                    VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+                    if (residual != null) {
+                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox, valid));
+                    }
+                    value.intoArray(output, rowOut + ox, valid);
+                }
+            }
+        }
+    }
+}

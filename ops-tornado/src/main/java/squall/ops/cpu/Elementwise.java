@@ -1,0 +1,84 @@
+package squall.ops.cpu;
+
+import static squall.ops.cpu.Vectors.LANES;
+import static squall.ops.cpu.Vectors.SPECIES;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import squall.api.CpuKernel;
+import squall.ops.Split;
+
+/**
+ * Memory-bound element-wise layers on vectors: activations, same-shape add, squeeze-excite's
+ * per-channel scale, global average pooling. Work is split in contiguous ranges; each range ends
+ * with one masked vector.
+ */
+public final class Elementwise {
+    /** Elements per work item: large enough that splitting costs little next to the copy. */
+    private static final int BLOCK = 64 * LANES;
+
+    private Elementwise() {
+    }
+
+    /** y = act(x) for a fused activation code (hardsigmoid with torch's constants). */
+    public static CpuKernel activation(int code, float[] x, float[] y, int size) {
+        return workers -> Split.ranges(workers, (size + BLOCK - 1) / BLOCK, (from, to) -> {
+            int end = Math.min(size, to * BLOCK);
+            for (int i = from * BLOCK; i < end; i += LANES) {
+                VectorMask<Float> valid = Vectors.firstLanes(end - i);
+                Vectors.activate(code, FloatVector.fromArray(SPECIES, x, i, valid)).intoArray(y, i, valid);
+            }
+        });
+    }
+
+    /** out = a + b, same shapes. */
+    public static CpuKernel add(float[] a, float[] b, float[] out, int size) {
+        return workers -> Split.ranges(workers, (size + BLOCK - 1) / BLOCK, (from, to) -> {
+            int end = Math.min(size, to * BLOCK);
+            for (int i = from * BLOCK; i < end; i += LANES) {
+                VectorMask<Float> valid = Vectors.firstLanes(end - i);
+                FloatVector.fromArray(SPECIES, a, i, valid).add(FloatVector.fromArray(SPECIES, b, i, valid))
+                        .intoArray(out, i, valid);
+            }
+        });
+    }
+
+    /** out[plane, :] = scale[plane] · x[plane, :]: x [N, C, H, W] times scale [N, C, 1, 1]. */
+    public static CpuKernel scalePlanes(float[] scale, float[] x, float[] out, int planes, int spatial) {
+        return workers -> Split.ranges(workers, planes, (from, to) -> {
+            for (int plane = from; plane < to; plane++) {
+                FloatVector s = FloatVector.broadcast(SPECIES, scale[plane]);
+                int start = plane * spatial;
+                int end = start + spatial;
+                int i = start;
+                for (; i + LANES <= end; i += LANES) {
+                    s.mul(FloatVector.fromArray(SPECIES, x, i)).intoArray(out, i);
+                }
+                if (i < end) {
+                    VectorMask<Float> valid = Vectors.firstLanes(end - i);
+                    s.mul(FloatVector.fromArray(SPECIES, x, i, valid)).intoArray(out, i, valid);
+                }
+            }
+        });
+    }
+
+    /** out[plane] = mean of x[plane, :]. */
+    public static CpuKernel globalAvgPool(float[] x, float[] out, int planes, int spatial) {
+        return workers -> Split.ranges(workers, planes, (from, to) -> {
+            for (int plane = from; plane < to; plane++) {
+                int start = plane * spatial;
+                int end = start + spatial;
+                FloatVector sum = FloatVector.zero(SPECIES);
+                int i = start;
+                for (; i + LANES <= end; i += LANES) {
+                    sum = sum.add(FloatVector.fromArray(SPECIES, x, i));
+                }
+                if (i < end) {
+                    sum = sum.add(FloatVector.fromArray(SPECIES, x, i, Vectors.firstLanes(end - i)));
+                }
+                out[plane] = sum.reduceLanes(VectorOperators.ADD) / spatial;
+            }
+        });
+    }
+}

@@ -1,0 +1,128 @@
+package squall.ops.cpu;
+
+import squall.api.CpuKernel;
+import squall.api.Workers;
+import squall.ops.Split;
+
+/**
+ * A dense (groups = 1) convolution in NCHW as a {@link PackedGemm} per image: a 1x1 stride-1
+ * unpadded conv multiplies the weights by the image itself; any other kernel first unrolls the
+ * image into an im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006).
+ * Work is split over (column chunk, 12-row panel) pairs, panels innermost so neighbouring tasks
+ * share a chunk of B in cache.
+ */
+public final class GemmConv implements CpuKernel {
+    /** Columns per task: a multiple of the wide tile, small enough to give both cores work. */
+    private static final int CHUNK = 4 * PackedGemm.TILE_COLUMNS;
+
+    private final PackedGemm gemm;
+    private final float[] input;
+    private final float[] residual;
+    private final float[] output;
+    private final float[] columns;
+    private final int[] window;
+    private final int batch;
+    private final int inChannels;
+    private final int inHeight;
+    private final int inWidth;
+    private final int outHeight;
+    private final int outWidth;
+
+    /**
+     * {@code columnsScratch} holds the im2col matrix of one image (null for a 1x1 conv that needs
+     * none, see {@link #needsColumns}); residual may be null.
+     */
+    public GemmConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int[] window,
+                    int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
+                    int outWidth, int activation, float[] columnsScratch) {
+        this.gemm = new PackedGemm(weight, bias, outChannels, inChannels * window[0] * window[1], activation);
+        this.input = input;
+        this.residual = residual;
+        this.output = output;
+        this.columns = columnsScratch;
+        this.window = window;
+        this.batch = batch;
+        this.inChannels = inChannels;
+        this.inHeight = inHeight;
+        this.inWidth = inWidth;
+        this.outHeight = outHeight;
+        this.outWidth = outWidth;
+    }
+
+    /** A 1x1, stride 1, unpadded conv reads the image as B directly. */
+    public static boolean needsColumns(int[] window) {
+        for (int i = 0; i < 8; i++) {
+            if (window[i] != (i < 4 ? 1 : 0)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Floats of im2col scratch one image needs. */
+    public static int columnsSize(int[] window, int inChannels, int outHeight, int outWidth) {
+        return inChannels * window[0] * window[1] * outHeight * outWidth;
+    }
+
+    @Override
+    public void run(Workers workers) {
+        int pixels = outHeight * outWidth;
+        int chunks = (pixels + CHUNK - 1) / CHUNK;
+        int panels = gemm.panels();
+        int inSize = inChannels * inHeight * inWidth;
+        int outSize = gemm.rows() * pixels;
+        if (columns == null) {
+            Split.ranges(workers, batch * chunks * panels, (from, to) -> {
+                for (int item = from; item < to; item++) {
+                    int n = item / (chunks * panels);
+                    int chunk = item / panels % chunks;
+                    gemm.compute(item % panels, chunk * CHUNK, Math.min(pixels, (chunk + 1) * CHUNK), input,
+                            n * inSize, pixels, residual, output, n * outSize);
+                }
+            });
+            return;
+        }
+        for (int n = 0; n < batch; n++) {
+            int image = n;
+            int depth = inChannels * window[0] * window[1];
+            Split.ranges(workers, depth, (from, to) -> {
+                for (int row = from; row < to; row++) {
+                    im2colRow(image * inSize, row);
+                }
+            });
+            Split.ranges(workers, chunks * panels, (from, to) -> {
+                for (int item = from; item < to; item++) {
+                    int chunk = item / panels;
+                    gemm.compute(item % panels, chunk * CHUNK, Math.min(pixels, (chunk + 1) * CHUNK), columns, 0,
+                            pixels, residual, output, image * outSize);
+                }
+            });
+        }
+    }
+
+    /** Row (c, ky, kx) of the im2col matrix: input channel c shifted by the tap, zero outside the image. */
+    private void im2colRow(int imageStart, int row) {
+        int kernelH = window[0];
+        int kernelW = window[1];
+        int c = row / (kernelH * kernelW);
+        int ky = row / kernelW % kernelH;
+        int kx = row % kernelW;
+        int strideH = window[2];
+        int strideW = window[3];
+        int plane = imageStart + c * inHeight * inWidth;
+        int rowStart = row * outHeight * outWidth;
+        for (int oy = 0; oy < outHeight; oy++) {
+            int iy = oy * strideH - window[4] + ky * window[8];
+            int at = rowStart + oy * outWidth;
+            if (iy < 0 || iy >= inHeight) {
+                java.util.Arrays.fill(columns, at, at + outWidth, 0f);
+                continue;
+            }
+            int source = plane + iy * inWidth;
+            for (int ox = 0; ox < outWidth; ox++) {
+                int ix = ox * strideW - window[5] + kx * window[9];
+                columns[at + ox] = ix >= 0 && ix < inWidth ? input[source + ix] : 0f;
+            }
+        }
+    }
+}

@@ -1,0 +1,275 @@
+package squall.ops.passes;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import squall.api.Attributes;
+import squall.api.Graph;
+import squall.api.Model;
+import squall.api.Node;
+import squall.api.Shape;
+import squall.api.Tensor;
+
+/**
+ * Inference-time rewrites of a model, each a function Model to Model that keeps the outputs (up to
+ * float rounding): drop identities, fold batch norm into the conv or linear before it, fuse an
+ * activation into the conv or linear that produces its input, and fuse a residual add into a conv.
+ * They match built-in op ids only and leave anything they do not recognise as it is.
+ */
+public final class Passes {
+    private static final Set<String> IDENTITIES = Set.of("dropout", "stochastic_depth", "identity");
+    private static final Set<String> FUSABLE_ACTIVATIONS = Set.of("relu", "relu6", "sigmoid", "silu", "hardswish",
+            "hardsigmoid");
+    private static final float TORCH_HARDSIGMOID_ALPHA = 1f / 6f;
+    private static final float TORCH_HARDSIGMOID_BETA = 0.5f;
+
+    private Passes() {
+    }
+
+    /**
+     * The passes that hold for any input shape, in the order that lets each see the previous one's
+     * result. {@link #fuseResiduals} needs concrete shapes and runs when they are known.
+     */
+    public static Model optimize(Model model) {
+        return fuseActivations(foldBatchNorms(dropIdentities(model)));
+    }
+
+    /** Dropout, stochastic depth and identity nodes go; their readers read the input instead. */
+    public static Model dropIdentities(Model model) {
+        Graph graph = model.graph();
+        Map<String, String> renamed = new HashMap<>();
+        List<Node> nodes = new ArrayList<>();
+        for (Node node : graph.nodes()) {
+            Node n = renameInputs(node, renamed);
+            // A graph output keeps its name, so an identity that produces one stays (the backend aliases it).
+            if (IDENTITIES.contains(n.op()) && n.outputs().size() == 1 && !n.input(0).isEmpty()
+                    && !graph.outputs().contains(n.output())) {
+                renamed.put(n.output(), n.input(0));
+            } else {
+                nodes.add(n);
+            }
+        }
+        return rebuild(model, nodes, Map.of());
+    }
+
+    /**
+     * batch_norm(conv(x)) becomes one conv with weight·scale and (bias − mean)·scale + beta, where
+     * scale = gamma / sqrt(var + eps) per output channel, when the batch norm is the conv's only
+     * reader and the conv has no activation or residual yet. A linear folds too when its output is
+     * provably [N, M] (its input comes from flatten or gemm), since batch_norm's channel axis is 1.
+     */
+    public static Model foldBatchNorms(Model model) {
+        Uses uses = new Uses(model.graph());
+        Node[] nodes = model.graph().nodes().toArray(Node[]::new);
+        Map<String, Tensor> added = new LinkedHashMap<>();
+        for (int i = 0; i < nodes.length; i++) {
+            Node norm = nodes[i];
+            int p = uses.producerIndex(norm.input(0));
+            if (!norm.op().equals("batch_norm") || p < 0 || !foldable(nodes[p], norm, uses, model)) {
+                continue;
+            }
+            Node layer = nodes[p];
+            float epsilon = norm.attributes().getFloat("epsilon", 1e-5f);
+            float[] gamma = model.weights().get(norm.input(1)).data();
+            float[] beta = model.weights().get(norm.input(2)).data();
+            float[] mean = model.weights().get(norm.input(3)).data();
+            float[] variance = model.weights().get(norm.input(4)).data();
+            Tensor weight = model.weights().get(layer.input(1));
+            float[] bias = layer.input(2).isEmpty() ? new float[gamma.length] : model.weights().get(layer.input(2)).data();
+            int perChannel = weight.shape().size() / gamma.length;
+            float[] foldedWeight = new float[weight.shape().size()];
+            float[] foldedBias = new float[gamma.length];
+            for (int c = 0; c < gamma.length; c++) {
+                double scale = gamma[c] / Math.sqrt((double) variance[c] + epsilon);
+                for (int k = c * perChannel; k < (c + 1) * perChannel; k++) {
+                    foldedWeight[k] = (float) (weight.data()[k] * scale);
+                }
+                foldedBias[c] = (float) ((bias[c] - (double) mean[c]) * scale + beta[c]);
+            }
+            String weightName = freshName(model, added, layer.name() + ".folded_weight");
+            added.put(weightName, new Tensor(weight.shape(), foldedWeight));
+            String biasName = freshName(model, added, layer.name() + ".folded_bias");
+            added.put(biasName, new Tensor(Shape.of(gamma.length), foldedBias));
+            List<String> inputs = new ArrayList<>(layer.inputs());
+            while (inputs.size() < 3) {
+                inputs.add("");
+            }
+            inputs.set(1, weightName);
+            inputs.set(2, biasName);
+            nodes[p] = new Node(layer.name(), layer.op(), inputs, norm.outputs(), layer.attributes());
+            nodes[i] = null;
+        }
+        return rebuild(model, nodes, added);
+    }
+
+    private static boolean foldable(Node layer, Node norm, Uses uses, Model model) {
+        boolean conv = layer.op().equals("conv2d");
+        if (!(conv || layer.op().equals("linear") && producesMatrix(layer.input(0), uses, model))
+                || !uses.onlyReaderIs(layer.output(), norm)
+                || !layer.attributes().getString("activation", "none").equals("none") || !layer.input(3).isEmpty()) {
+            return false;
+        }
+        Tensor weight = model.weights().get(layer.input(1));
+        Tensor gamma = model.weights().get(norm.input(1));
+        boolean parametersKnown = weight != null && gamma != null
+                && (layer.input(2).isEmpty() || model.weights().containsKey(layer.input(2)))
+                && model.weights().containsKey(norm.input(2)) && model.weights().containsKey(norm.input(3))
+                && model.weights().containsKey(norm.input(4));
+        return parametersKnown && weight.shape().dim(0) == gamma.shape().size();
+    }
+
+    private static boolean producesMatrix(String value, Uses uses, Model model) {
+        Shape declared = model.graph().inputs().get(value);
+        Node producer = uses.producer(value);
+        return declared != null ? declared.rank() == 2
+                : producer != null && (producer.op().equals("flatten") || producer.op().equals("gemm"));
+    }
+
+    /** act(layer(x)) becomes layer(x) with activation = act when act is the layer's only reader. */
+    public static Model fuseActivations(Model model) {
+        Uses uses = new Uses(model.graph());
+        Node[] nodes = model.graph().nodes().toArray(Node[]::new);
+        for (int i = 0; i < nodes.length; i++) {
+            Node act = nodes[i];
+            int p = uses.producerIndex(act.input(0));
+            if (!FUSABLE_ACTIVATIONS.contains(act.op()) || !hasTorchConstants(act) || p < 0) {
+                continue;
+            }
+            Node layer = nodes[p];
+            if ((layer.op().equals("conv2d") || layer.op().equals("linear")) && uses.onlyReaderIs(layer.output(), act)
+                    && layer.attributes().getString("activation", "none").equals("none")
+                    && layer.input(3).isEmpty()) {
+                nodes[p] = new Node(layer.name(), layer.op(), layer.inputs(), act.outputs(),
+                        layer.attributes().with("activation", act.op()));
+                nodes[i] = null;
+            }
+        }
+        return rebuild(model, nodes, Map.of());
+    }
+
+    /** A fused hardsigmoid is torch's (alpha 1/6, beta 0.5); an ONNX one with other constants stays a node. */
+    private static boolean hasTorchConstants(Node act) {
+        Attributes a = act.attributes();
+        return !act.op().equals("hardsigmoid")
+                || a.getFloat("alpha", TORCH_HARDSIGMOID_ALPHA) == TORCH_HARDSIGMOID_ALPHA
+                && a.getFloat("beta", TORCH_HARDSIGMOID_BETA) == TORCH_HARDSIGMOID_BETA;
+    }
+
+    /**
+     * add(conv(x), r) becomes conv(x, residual = r), computing act(conv + bias) + r, when the add is
+     * the conv's only reader, r exists before the conv runs, and both operands have one shape in
+     * {@code shapes} (the concrete shapes of every value: an add that broadcasts is not a residual).
+     */
+    public static Model fuseResiduals(Model model, Map<String, Shape> shapes) {
+        Uses uses = new Uses(model.graph());
+        Node[] nodes = model.graph().nodes().toArray(Node[]::new);
+        for (int i = 0; i < nodes.length; i++) {
+            Node add = nodes[i];
+            if (!add.op().equals("add") || add.inputs().size() != 2 || add.input(0).isEmpty() || add.input(1).isEmpty()
+                    || shapes.get(add.input(0)) == null || !shapes.get(add.input(0)).equals(shapes.get(add.input(1)))) {
+                continue;
+            }
+            for (int side = 1; side >= 0; side--) {
+                int p = uses.producerIndex(add.input(side));
+                String residual = add.input(1 - side);
+                if (p < 0 || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
+                        || !uses.onlyReaderIs(add.input(side), add) || uses.producerIndex(residual) >= p) {
+                    continue;
+                }
+                Node conv = nodes[p];
+                List<String> inputs = new ArrayList<>(conv.inputs());
+                while (inputs.size() < 3) {
+                    inputs.add("");
+                }
+                inputs.add(residual);
+                nodes[p] = new Node(conv.name(), conv.op(), inputs, add.outputs(), conv.attributes());
+                nodes[i] = null;
+                break;
+            }
+        }
+        return rebuild(model, nodes, Map.of());
+    }
+
+    private static Node renameInputs(Node node, Map<String, String> renamed) {
+        List<String> inputs = node.inputs().stream().map(v -> renamed.getOrDefault(v, v)).toList();
+        return inputs.equals(node.inputs()) ? node
+                : new Node(node.name(), node.op(), inputs, node.outputs(), node.attributes());
+    }
+
+    private static String freshName(Model model, Map<String, Tensor> added, String wanted) {
+        String name = wanted;
+        for (int k = 2; model.graph().parameters().containsKey(name) || model.graph().inputs().containsKey(name)
+                || added.containsKey(name); k++) {
+            name = wanted + "_" + k;
+        }
+        return name;
+    }
+
+    /** The model over {@code nodes}, keeping the parameters some node still reads, plus {@code added} ones. */
+    private static Model rebuild(Model model, Node[] nodes, Map<String, Tensor> added) {
+        return rebuild(model, Arrays.stream(nodes).filter(java.util.Objects::nonNull).toList(), added);
+    }
+
+    private static Model rebuild(Model model, List<Node> nodes, Map<String, Tensor> added) {
+        Set<String> read = new java.util.HashSet<>();
+        nodes.forEach(n -> read.addAll(n.inputs()));
+        read.addAll(model.graph().outputs());
+        Map<String, Shape> parameters = new LinkedHashMap<>();
+        Map<String, Tensor> weights = new LinkedHashMap<>();
+        model.graph().parameters().forEach((name, shape) -> {
+            if (read.contains(name)) {
+                parameters.put(name, shape);
+                if (model.weights().containsKey(name)) {
+                    weights.put(name, model.weights().get(name));
+                }
+            }
+        });
+        added.forEach((name, tensor) -> {
+            parameters.put(name, tensor.shape());
+            weights.put(name, tensor);
+        });
+        return new Model(model.graph().rewrite(parameters, nodes, model.graph().outputs()), weights);
+    }
+
+    /** Who produces and who reads each value of a graph (graph outputs count as readers). */
+    private static final class Uses {
+        private final List<Node> nodes;
+        private final Map<String, Integer> producer = new HashMap<>();
+        private final Map<String, List<Node>> readers = new HashMap<>();
+        private final List<String> outputs;
+
+        Uses(Graph graph) {
+            this.nodes = graph.nodes();
+            for (int i = 0; i < nodes.size(); i++) {
+                Node node = nodes.get(i);
+                for (String v : node.outputs()) {
+                    producer.put(v, i);
+                }
+                for (String v : node.inputs()) {
+                    readers.computeIfAbsent(v, k -> new ArrayList<>()).add(node);
+                }
+            }
+            this.outputs = graph.outputs();
+        }
+
+        /** Index of the node writing {@code value}, -1 for inputs and parameters. */
+        int producerIndex(String value) {
+            return producer.getOrDefault(value, -1);
+        }
+
+        Node producer(String value) {
+            int i = producerIndex(value);
+            return i < 0 ? null : nodes.get(i);
+        }
+
+        /** {@code value} is read once, by {@code reader}, and is not a graph output. */
+        boolean onlyReaderIs(String value, Node reader) {
+            List<Node> r = readers.getOrDefault(value, List.of());
+            return !outputs.contains(value) && r.size() == 1 && r.getFirst() == reader;
+        }
+    }
+}

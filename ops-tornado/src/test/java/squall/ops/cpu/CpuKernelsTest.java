@@ -1,0 +1,167 @@
+package squall.ops.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import squall.api.Attributes;
+import squall.api.CpuKernel;
+import squall.api.KernelCall;
+import squall.api.Node;
+import squall.api.Operator;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.Workers;
+import squall.backend.jvm.JvmKernelContext;
+import squall.ops.BuiltinOperators;
+
+/**
+ * The Vector API kernels against the portable kernels (the reference semantics) on awkward shapes:
+ * odd sizes, 1x1 maps, channel counts that are not multiples of the 16 lanes or the 12-row tile,
+ * stride 2 on odd inputs, batches above 1. Tolerance: |cpu - portable| <= 1e-5 · (|portable| + mean
+ * |portable|), since the kernels sum in another order and use fused multiply-adds.
+ */
+class CpuKernelsTest {
+    private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
+    private static final List<String> ACTIVATIONS = List.of("none", "relu", "relu6", "sigmoid", "silu", "hardsigmoid",
+            "hardswish");
+
+    /** A conv2d case; kernel type is the CPU kernel class the operator must pick. */
+    record Conv(String name, int batch, int inChannels, int height, int width, int outChannels, int kernel, int stride,
+                int groups, boolean residual, Class<?> kernelType) {
+        @Override
+        public String toString() {
+            return name;
+        }
+    }
+
+    static Stream<Conv> convs() {
+        return Stream.of(
+                new Conv("pointwise 16->24 on 56x56 (MobileNetV2 shape)", 1, 16, 56, 56, 24, 1, 1, 1, false, GemmConv.class),
+                new Conv("pointwise 13->25 on 7x7, batch 3, residual", 3, 13, 7, 7, 25, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise 1->12 on 5x9", 2, 1, 5, 9, 12, 1, 1, 1, false, GemmConv.class),
+                new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
+                new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),
+                new Conv("stem 3x3 s2 3->32 on 15x17, batch 2", 2, 3, 15, 17, 32, 3, 2, 1, false, GemmConv.class),
+                new Conv("dense 3x3 s1 24->24 on 9x9 with residual (Fused-MBConv)", 1, 24, 9, 9, 24, 3, 1, 1, true,
+                        GemmConv.class),
+                new Conv("dense 3x3 s2 on a 1x1 map", 2, 5, 1, 1, 7, 3, 2, 1, false, GemmConv.class),
+                new Conv("depthwise 3x3 s1 on 37x19, batch 2, residual", 2, 20, 37, 19, 20, 3, 1, 20, true,
+                        DepthwiseConv.class),
+                new Conv("depthwise 3x3 s2 on 9x11", 1, 17, 9, 11, 17, 3, 2, 17, false, DepthwiseConv.class),
+                new Conv("depthwise 3x3 s2 on 112x112 (MobileNetV2 shape)", 1, 3, 112, 112, 3, 3, 2, 3, false,
+                        DepthwiseConv.class),
+                new Conv("depthwise 5x5 s1 on 14x14", 2, 7, 14, 14, 7, 5, 1, 7, false, DepthwiseConv.class),
+                new Conv("depthwise 5x5 s2 on 7x7", 1, 9, 7, 7, 9, 5, 2, 9, false, DepthwiseConv.class),
+                new Conv("depthwise 5x5 s2 on 2x3", 2, 3, 2, 3, 3, 5, 2, 3, true, DepthwiseConv.class),
+                new Conv("depthwise 3x3 s1 on a 1x1 map", 3, 33, 1, 1, 33, 3, 1, 33, false, DepthwiseConv.class),
+                new Conv("depthwise 3x3 s2 on 1x1", 1, 4, 1, 1, 4, 3, 2, 4, false, DepthwiseConv.class));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("convs")
+    void convMatchesThePortableKernel(Conv c) {
+        Random random = new Random(c.name().hashCode());
+        for (String activation : ACTIVATIONS) {
+            int pad = c.kernel() / 2;
+            int outH = (c.height() + 2 * pad - c.kernel()) / c.stride() + 1;
+            int outW = (c.width() + 2 * pad - c.kernel()) / c.stride() + 1;
+            Shape out = Shape.of(c.batch(), c.outChannels(), outH, outW);
+            List<Shape> shapes = Arrays.asList(Shape.of(c.batch(), c.inChannels(), c.height(), c.width()),
+                    Shape.of(c.outChannels(), c.inChannels() / c.groups(), c.kernel(), c.kernel()),
+                    Shape.of(c.outChannels()), c.residual() ? out : null);
+            Attributes attributes = Attributes.of("stride", c.stride(), "padding", pad, "groups", c.groups(),
+                    "activation", activation);
+            check("conv2d", attributes, shapes, random, c.kernelType(), c.name() + ", " + activation);
+        }
+    }
+
+    @Test
+    void linearMatchesThePortableKernel() {
+        Random random = new Random(5);
+        for (int[] size : new int[][] {{1, 1280, 1000}, {3, 17, 6}, {8, 33, 13}, {2, 5, 3}, {1, 16, 4}}) {
+            for (String activation : List.of("none", "hardswish")) {
+                var shapes = Arrays.asList(Shape.of(size[0], size[1]), Shape.of(size[2], size[1]), Shape.of(size[2]));
+                check("linear", Attributes.of("activation", activation), shapes, random, Dense.class,
+                        "linear " + Arrays.toString(size) + " " + activation);
+            }
+        }
+    }
+
+    @Test
+    void elementwiseLayersMatchThePortableKernels() {
+        Random random = new Random(6);
+        Shape x = Shape.of(2, 19, 7, 9);
+        Shape scale = Shape.of(2, 19, 1, 1);
+        check("mul", Attributes.EMPTY, List.of(scale, x), random, null, "squeeze-excite scale");
+        check("mul", Attributes.EMPTY, List.of(x, scale), random, null, "scale on the right");
+        check("add", Attributes.EMPTY, List.of(x, x), random, null, "residual add");
+        check("global_avg_pool", Attributes.EMPTY, List.of(x), random, null, "global average pool");
+        check("global_avg_pool", Attributes.EMPTY, List.of(Shape.of(3, 5, 1, 1)), random, null, "pool of 1x1");
+        for (String activation : List.of("relu", "relu6", "sigmoid", "silu", "hardsigmoid", "hardswish")) {
+            check(activation, Attributes.EMPTY, List.of(Shape.of(3, 7, 5, 11)), random, null, activation);
+        }
+    }
+
+    /** Runs the portable kernels and the CPU kernel with 1 and 2 workers on random inputs and compares. */
+    private static void check(String op, Attributes attributes, List<Shape> shapes, Random random, Class<?> kernelType,
+                              String what) {
+        Operator operator = BUILTIN.get(op);
+        Node node = new Node("test", op, inputNames(shapes), List.of("y"), attributes);
+        List<Shape> outShapes = operator.outputShapes(node, shapes);
+        float[][] inputs = new float[shapes.size()][];
+        for (int i = 0; i < inputs.length; i++) {
+            inputs[i] = shapes.get(i) == null ? null : random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+        }
+        var portable = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
+        operator.kernels(portable).forEach(KernelCall::invoke);
+        for (int threads : new int[] {1, 2}) {
+            var tuned = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
+            CpuKernel kernel = operator.cpuKernel(tuned);
+            if (kernelType != null) {
+                assertInstanceOf(kernelType, kernel, what);
+            }
+            kernel.run(Workers.of(threads));
+            kernel.run(Workers.of(threads));
+            assertAgrees(portable.output(0), tuned.output(0), what + ", " + threads + " threads");
+        }
+    }
+
+    private static List<String> inputNames(List<Shape> shapes) {
+        List<String> names = new ArrayList<>();
+        for (int i = 0; i < shapes.size(); i++) {
+            names.add(shapes.get(i) == null ? "" : "in" + i);
+        }
+        return names;
+    }
+
+    static float[] random(Random random, int size, float range) {
+        float[] a = new float[size];
+        for (int i = 0; i < size; i++) {
+            a[i] = (random.nextFloat() * 2 - 1) * range;
+        }
+        return a;
+    }
+
+    static void assertAgrees(float[] portable, float[] cpu, String what) {
+        double meanAbs = 0;
+        for (float v : portable) {
+            meanAbs += Math.abs(v) / portable.length;
+        }
+        for (int i = 0; i < portable.length; i++) {
+            double tolerance = 1e-5 * (Math.abs(portable[i]) + meanAbs);
+            if (!(Math.abs(cpu[i] - portable[i]) <= tolerance)) {
+                fail(what + ": element " + i + " of " + portable.length + " is " + cpu[i] + ", the portable kernel "
+                        + "gives " + portable[i] + " (tolerance " + tolerance + ")");
+            }
+        }
+    }
+}
