@@ -1,7 +1,5 @@
 package squall.networks;
 
-import static org.junit.jupiter.api.Assertions.fail;
-
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -13,7 +11,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import org.junit.jupiter.api.Assumptions;
 import squall.api.Shape;
 
 /**
@@ -28,8 +25,6 @@ record TorchvisionReference(String model, double width, long numParams, double b
     record Weights(String url, int cropSize, int resizeSize, String interpolation, float[] mean, float[] std) {
     }
 
-    private static final String PYTHON = "/usr/bin/python3";
-    private static final String INSTALL_TORCH = "apt-get install python3-torch python3-torchvision";
     private static List<TorchvisionReference> all;
     private static Throwable loadFailure;
 
@@ -58,10 +53,9 @@ record TorchvisionReference(String model, double width, long numParams, double b
     }
 
     private static List<TorchvisionReference> load() {
-        Path moduleDir = Path.of(System.getProperty("basedir", "")).toAbsolutePath();
-        Path file = moduleDir.resolve("target/torchvision-state-dicts.jsonl");
+        Path file = Python.moduleDir().resolve("target/torchvision-state-dicts.jsonl");
         if (!Files.exists(file)) {
-            generate(moduleDir.resolve("src/test/python/dump_state_dicts.py"), file);
+            Python.run("dump_state_dicts.py", file.toString());
         }
         try {
             List<TorchvisionReference> references = new ArrayList<>();
@@ -73,34 +67,6 @@ record TorchvisionReference(String model, double width, long numParams, double b
             return references;
         } catch (IOException e) {
             throw new AssertionError("cannot read " + file + ": " + e, e);
-        }
-    }
-
-    private static void generate(Path script, Path file) {
-        String output;
-        int status;
-        try {
-            Process process = new ProcessBuilder(PYTHON, script.toString(), file.toString())
-                    .redirectErrorStream(true).start();
-            output = new String(process.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
-            status = process.waitFor();
-        } catch (IOException e) {
-            output = e.toString();
-            status = 3;
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError("interrupted while running " + script, e);
-        }
-        if (status == 3) {
-            String message = "torchvision reference needs PyTorch: " + PYTHON + " could not import torch/torchvision ("
-                    + output.strip() + "); " + INSTALL_TORCH;
-            if (System.getenv("CI") != null) {
-                fail(message);
-            }
-            Assumptions.abort(message);
-        }
-        if (status != 0) {
-            fail(PYTHON + " " + script + " failed with status " + status + ":\n" + output);
         }
     }
 
