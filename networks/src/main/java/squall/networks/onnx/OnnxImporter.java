@@ -9,6 +9,7 @@ import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import squall.api.Attributes;
@@ -41,6 +42,10 @@ import squall.networks.onnx.OnnxProto.ValueInfoProto;
  * not know are refused rather than guessed at. The patterns PyTorch exports for SiLU
  * ({@code x * Sigmoid(x)}) and, before opset 14, hardswish ({@code x * HardSigmoid(x)}) become one
  * node each.
+ *
+ * <p>An op the importer has no conversion for is taken as the registered Squall op whose id is its
+ * op_type lowercased ({@code Mish} as {@code mish}), with its attributes passed through, so that
+ * operator plugins work in imported models.
  *
  * <p>Everything the importer cannot take (an op, an attribute, an element type) is collected, and
  * one {@link Unsupported} error lists it all, so a user sees the whole gap at once.
@@ -196,7 +201,8 @@ public final class OnnxImporter {
             throw new Unsupported("ONNX model " + source + " uses " + problems.size() + " thing"
                     + (problems.size() == 1 ? "" : "s") + " Squall cannot import:\n  " + String.join("\n  ", problems)
                     + "\nSquall imports " + String.join(", ", new java.util.TreeSet<>(KNOWN_ATTRIBUTES.keySet()))
-                    + " (default domain, opsets up to " + MAX_OPSET + "), float32 inputs, 2-D convolution and pooling.",
+                    + " (default domain, opsets up to " + MAX_OPSET + "), float32 inputs, 2-D convolution and pooling, "
+                    + "and any op whose op_type lowercased is the id of a registered Squall op (an operator plugin).",
                     problems);
         }
         Graph graph;
@@ -224,7 +230,12 @@ public final class OnnxImporter {
         boolean probeKnown = true;
         for (int i = 0; i < rank; i++) {
             Dimension d = input.shape().get(i);
-            declared[i] = d.isFixed() ? Math.toIntExact(d.value()) : -1;
+            if (d.value() > Integer.MAX_VALUE) {
+                problems.add("graph input '" + input.name() + "' has dimension " + d.value() + " on axis " + i
+                        + "; a Squall tensor holds at most 2^31-9 elements");
+                return;
+            }
+            declared[i] = d.isFixed() ? (int) d.value() : -1;
             probe[i] = declared[i] >= 0 ? declared[i] : 1;
             // a free batch size does not change padding or axes; any other free size leaves shapes unknown
             probeKnown &= d.isFixed() || i == 0;
@@ -295,7 +306,11 @@ public final class OnnxImporter {
         }
         Set<String> known = KNOWN_ATTRIBUTES.get(n.opType());
         if (known == null) {
-            throw new Refused("op '" + n.opType() + "' is not supported");
+            if (pluginOp(n) != null) {
+                return;
+            }
+            throw new Refused("op '" + n.opType() + "' is not supported (there is no Squall op '"
+                    + n.opType().toLowerCase(Locale.ROOT) + "' either; a plugin that provides one would be used)");
         }
         List<String> unknown = new ArrayList<>();
         for (AttributeProto a : n.attributes()) {
@@ -339,8 +354,47 @@ public final class OnnxImporter {
             case "Constant" -> constant(n);
             case "Transpose" -> transposeConstant(n);
             case "Pad" -> zeroPad(n, name);
-            default -> throw new Refused("op '" + n.opType() + "' is not supported");
+            default -> pluginNode(n, name);
         }
+    }
+
+    /** The registered Squall op an ONNX op with no conversion of its own stands for, or null. */
+    private String pluginOp(NodeProto n) {
+        String id = n.opType().toLowerCase(Locale.ROOT);
+        return KNOWN_ATTRIBUTES.containsKey(n.opType()) || !operators.has(id) ? null : id;
+    }
+
+    /** A node of a plugin's op: the same inputs, ONNX attributes as Squall attributes; the op checks them. */
+    private void pluginNode(NodeProto n, String name) {
+        String op = pluginOp(n);
+        if (op == null) {
+            throw new Refused("op '" + n.opType() + "' is not supported");
+        }
+        Attributes attributes = Attributes.EMPTY;
+        for (AttributeProto a : n.attributes()) {
+            Object value = switch (a.kind()) {
+                case FLOAT -> a.f();
+                case INT -> a.i();
+                case STRING -> a.string();
+                case FLOATS -> a.floats();
+                case INTS -> a.ints();
+                default -> throw new Refused("attribute '" + a.name() + "' is " + a.kind() + "; Squall op '" + op
+                        + "' can take int, float, string, ints and floats attributes");
+            };
+            if (!a.refAttrName().isEmpty()) {
+                throw new Refused("attribute '" + a.name() + "' is a function's attribute reference");
+            }
+            try {
+                attributes = attributes.with(a.name(), value);
+            } catch (ArithmeticException e) {
+                throw new Refused("attribute '" + a.name() + "' holds an integer beyond 32 bits");
+            }
+        }
+        long outputs = n.outputs().stream().filter(o -> !o.isEmpty()).count();
+        if (outputs != 1 || n.output(0).isEmpty()) {
+            throw new Refused("Squall op '" + op + "' is imported with one output; this node has " + n.outputs());
+        }
+        emit(op, name, n.output(0), attributes, n.inputs().stream().map(this::optionalValue).toArray(String[]::new));
     }
 
     // ---- the ops ---------------------------------------------------------------------------
