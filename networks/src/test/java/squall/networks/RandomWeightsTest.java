@@ -98,7 +98,13 @@ class RandomWeightsTest {
         Path report = directory.resolve("scale.jsonl");
         List<String> command = new ArrayList<>(List.of(directory.toString(), report.toString()));
         command.addAll(names);
-        Python.run("random_weights_scale.py", command.toArray(String[]::new));
+        try {
+            Python.run("random_weights_scale.py", command.toArray(String[]::new));
+        } finally {
+            for (String name : names) { // a few hundred MB, written again by the next run
+                Files.deleteIfExists(directory.resolve(name + ".bin"));
+            }
+        }
         List<String> problems = new ArrayList<>();
         for (String line : Files.readAllLines(report)) {
             String model = field(line, "model");
