@@ -117,7 +117,12 @@ public final class OnnxTensors {
         if (!isInteger(t.dataType())) {
             throw new SquallException.BadFile(t.describe() + " in " + source + " should hold integers");
         }
-        long count = t.elementCount();
+        long count;
+        try {
+            count = t.elementCount();
+        } catch (ArithmeticException e) {
+            count = Long.MAX_VALUE; // more elements than a long counts: refused just below
+        }
         if (count > OnnxReader.MAX_FILE_BYTES / 8) {
             throw new SquallException.BadFile(t.describe() + " in " + source + " is too large for an integer tensor");
         }
