@@ -24,6 +24,7 @@ import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.api.Workers;
 import squall.backend.jvm.JvmKernelContext;
+import squall.ops.passes.Passes;
 import squall.networks.Networks;
 
 /** Latency and throughput of a network on a backend, and optionally where the time goes per node. */
@@ -130,8 +131,13 @@ public final class Benchmark extends Tool {
             int nameWidth = report.profile().stream().mapToInt(n -> n.name().length()).max().orElse(4);
             String format = "%-" + nameWidth + "s  %-16s %10.3f ms %6.1f%%%n";
             report.profile().forEach(n -> out.printf(format, n.name(), n.op(), n.milliseconds(), 100 * n.share()));
-            out.printf("sum of nodes run alone: %.2f ms%n", report.profile().stream()
-                    .mapToDouble(NodeTime::milliseconds).sum());
+            Map<String, Double> byOp = new java.util.TreeMap<>();
+            report.profile().forEach(n -> byOp.merge(n.op(), n.milliseconds(), Double::sum));
+            double sum = byOp.values().stream().mapToDouble(Double::doubleValue).sum();
+            out.printf("sum of nodes run alone: %.2f ms; by op: %s%n", sum, byOp.entrySet().stream()
+                    .sorted(Map.Entry.comparingByValue(java.util.Comparator.reverseOrder()))
+                    .map(e -> String.format("%s %.1f%%", e.getKey(), 100 * e.getValue() / Math.max(sum, 1e-9)))
+                    .collect(java.util.stream.Collectors.joining(", ")));
         }
         out.printf("%s on %s (%d threads), batch %d at %dx%d, %d runs%n", report.model(), report.backend(),
                 report.threads(), report.batch(), report.resolution(), report.resolution(), report.runs());
@@ -157,12 +163,15 @@ public final class Benchmark extends Tool {
     }
 
     /**
-     * Times each node alone with the kernels the jvm backend runs for it (its CPU kernel, else its
-     * portable kernels), through the backend's public {@link JvmKernelContext}. Nodes run in graph
+     * Times each node of the optimised graph alone with the kernels the jvm backend runs for it (its
+     * CPU kernel, else its portable kernels), through the backend's public {@link JvmKernelContext}. Nodes run in graph
      * order on fresh buffers, a value dropped after its last reader, so memory stays near the
      * backend's; one untimed pass first warms the JIT.
      */
-    private List<NodeTime> profileNodes(Model model, Tensor input, Operators operators, Integer threads) {
+    private List<NodeTime> profileNodes(Model written, Tensor input, Operators operators, Integer threads) {
+        // The graph the jvm backend runs: its compile-time passes, then residual fusion once shapes are known.
+        Model optimized = Passes.optimize(written);
+        Model model = Passes.fuseResiduals(optimized, optimized.graph().inferShapes(input.shape(), operators));
         Graph graph = model.graph();
         Map<String, Shape> shapes = graph.inferShapes(input.shape(), operators);
         Map<String, Integer> lastUse = new HashMap<>();
