@@ -1,14 +1,8 @@
 package squall.backend.tornado;
 
-import java.lang.invoke.CallSite;
-import java.lang.invoke.LambdaMetafactory;
-import java.lang.invoke.MethodHandle;
-import java.lang.invoke.MethodHandles;
-import java.lang.invoke.MethodType;
-import java.lang.reflect.InvocationTargetException;
-import java.lang.reflect.Method;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.HashSet;
@@ -17,8 +11,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Pattern;
 import squall.api.Graph;
 import squall.api.KernelCall;
 import squall.api.KernelContext;
@@ -30,6 +24,7 @@ import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.backend.jvm.BufferAssignment;
+import squall.ops.passes.Passes;
 import uk.ac.manchester.tornado.api.ImmutableTaskGraph;
 import uk.ac.manchester.tornado.api.TaskGraph;
 import uk.ac.manchester.tornado.api.TornadoExecutionPlan;
@@ -38,21 +33,24 @@ import uk.ac.manchester.tornado.api.enums.DataTransferMode;
 import uk.ac.manchester.tornado.api.exceptions.TornadoExecutionPlanException;
 
 /**
- * A model for one set of concrete input shapes as ONE TornadoVM task graph: every kernel call of
- * every node becomes a task, in order. Weights go to the device on the first run only, the inputs
- * and graph outputs on every run; activations live on the device, in buffers shared by liveness as
- * on the JVM backend. Its {@link TornadoExecutionPlan} is made (and its kernels compiled) here and
- * closed with {@link #close}.
+ * A model for one set of concrete input shapes on a TornadoVM device: every kernel call of every
+ * node is a task, in order, in one {@link TornadoExecutionPlan}. Weights go to the device on the
+ * first run only, inputs and graph outputs on every run; activations live on the device, in buffers
+ * shared by liveness as on the JVM backend.
+ *
+ * <p>TornadoVM builds a task graph in fixed buffers (8 KiB of bytecode, 1024 graph nodes: a few
+ * dozen tasks), so a larger network is a chain of task graphs in the one plan: each hands the
+ * activation buffers that carry a value past its end to the next with {@code persistOnDevice} /
+ * {@code consumeFromDevice}, which never leave the device.
  */
 final class TaskGraphPlan implements AutoCloseable {
-    /** TornadoFunctions has Task1..Task20; a kernel with more parameters cannot be a task. */
-    private static final int MAX_KERNEL_PARAMETERS = 20;
-    private static final AtomicLong GRAPH_NUMBERS = new AtomicLong();
-    /** One lambda factory per kernel method, shared by every task (and plan) that calls it. */
-    private static final Map<Method, MethodHandle> TASK_FACTORIES = new ConcurrentHashMap<>();
+    /** TornadoTaskGraph's bytecode buffer is 8192 bytes, and TornadoGraph holds 1024 nodes; the rest is headroom. */
+    private static final int GRAPH_BYTES = 8192 - 512;
+    private static final int GRAPH_NODES = 1024 - 64;
+    private static final AtomicLong PLAN_NUMBERS = new AtomicLong();
 
-    /** A task of the graph: the node it computes and its kernel call. */
-    record Task(String id, Node node, KernelCall call) {
+    /** A task: the node it computes, its kernel call, and the node's input and output buffers. */
+    record Task(String id, Node node, KernelCall call, List<float[]> reads, List<float[]> writes) {
         String describe() {
             return call.name() + " (task " + id + ", " + node + ")";
         }
@@ -66,14 +64,21 @@ final class TaskGraphPlan implements AutoCloseable {
     private final float[][] activations;
     private final int[] bufferOfValue;
     private final List<Task> tasks = new ArrayList<>();
+    private final String name = "squall" + PLAN_NUMBERS.incrementAndGet();
+    private final List<List<Task>> segments;
     private final TornadoExecutionPlan execution;
     private final long compileNanos;
     private boolean closed;
 
-    TaskGraphPlan(Model model, Operators operators, Map<String, Shape> inputShapes, TornadoDevice device) {
-        this.model = model;
-        Graph graph = model.graph();
-        this.shapes = graph.inferShapes(inputShapes, operators);
+    /**
+     * With {@code fuseResiduals}, same-shape adds are fused into the convs before them (shapes are
+     * known here). {@code maxGraphTasks} caps the tasks of one task graph (0: as many as TornadoVM holds).
+     */
+    TaskGraphPlan(Model model, Operators operators, Map<String, Shape> inputShapes, TornadoDevice device,
+                  boolean fuseResiduals, int maxGraphTasks) {
+        this.shapes = model.graph().inferShapes(inputShapes, operators);
+        this.model = fuseResiduals ? Passes.fuseResiduals(model, shapes) : model;
+        Graph graph = this.model.graph();
         List<Node> steps = new ArrayList<>();
         List<BufferAssignment.Step> liveness = new ArrayList<>();
         for (Node node : graph.nodes()) {
@@ -88,19 +93,22 @@ final class TaskGraphPlan implements AutoCloseable {
         Set<Integer> liveAtEnd = new HashSet<>();
         graph.outputs().forEach(out -> liveAtEnd.add(id(storageOf(out))));
         int[] sizes = new int[valueIds.size()];
-        valueIds.forEach((name, id) -> sizes[id] = shapes.get(name).size());
+        valueIds.forEach((value, id) -> sizes[id] = shapes.get(value).size());
         BufferAssignment buffers = BufferAssignment.assign(sizes, liveness, liveAtEnd);
         this.bufferOfValue = buffers.bufferOfValue();
         this.activations = new float[buffers.bufferSizes().length][];
         for (int b = 0; b < activations.length; b++) {
             activations[b] = new float[buffers.bufferSizes()[b]];
         }
-        graph.inputs().keySet().forEach(name -> inputBuffers.put(name, new float[shapes.get(name).size()]));
+        graph.inputs().keySet().forEach(input -> inputBuffers.put(input, new float[shapes.get(input).size()]));
         for (Node node : steps) {
+            List<float[]> reads = node.inputs().stream().filter(v -> !v.isEmpty()).map(this::array).toList();
+            List<float[]> writes = node.outputs().stream().map(this::array).toList();
             for (KernelCall call : operators.get(node.op()).kernels(context(node))) {
-                tasks.add(new Task("t" + tasks.size() + "_" + call.kernel().getName(), node, call));
+                tasks.add(new Task("t" + tasks.size() + "_" + call.kernel().getName(), node, call, reads, writes));
             }
         }
+        this.segments = split(maxGraphTasks);
         long start = System.nanoTime();
         this.execution = tasks.isEmpty() ? null : compile(device);
         this.compileNanos = System.nanoTime() - start;
@@ -174,190 +182,194 @@ final class TaskGraphPlan implements AutoCloseable {
 
             @Override
             public float[] scratch(int size) {
-                // Each node its own: on a device, scratch shared between tasks would only add
-                // dependencies between them.
+                // A node's own: scratch shared between nodes would only tie their tasks together.
                 return new float[size];
             }
         };
     }
 
+    /** Tasks cut into task graphs that fit TornadoVM's buffers; a node's tasks stay together. */
+    private List<List<Task>> split(int maxGraphTasks) {
+        List<List<Task>> cut = new ArrayList<>();
+        List<Task> current = new ArrayList<>();
+        int bytes = 0;
+        int nodes = 0;
+        for (int t = 0; t < tasks.size(); ) {
+            int end = t;
+            int stepBytes = 0;
+            int stepNodes = 0;
+            while (end < tasks.size() && tasks.get(end).node() == tasks.get(t).node()) {
+                stepBytes += KernelTasks.graphBytes(tasks.get(end).call());
+                stepNodes += KernelTasks.graphNodes(tasks.get(end).call());
+                end++;
+            }
+            boolean full = bytes + stepBytes > GRAPH_BYTES || nodes + stepNodes > GRAPH_NODES
+                    || maxGraphTasks > 0 && current.size() + (end - t) > maxGraphTasks;
+            if (full && !current.isEmpty()) {
+                cut.add(current);
+                current = new ArrayList<>();
+                bytes = 0;
+                nodes = 0;
+            }
+            current.addAll(tasks.subList(t, end));
+            bytes += stepBytes;
+            nodes += stepNodes;
+            t = end;
+        }
+        if (!current.isEmpty()) {
+            cut.add(current);
+        }
+        return cut;
+    }
+
     /**
-     * The task graph. TornadoVM wants every array a task touches declared: weights and the
-     * operators' own constant arrays (window geometry, zero bias) go to the device on the first run,
-     * inputs on every run, graph outputs come back on every run, and activations are declared
-     * UNDER_DEMAND, which allocates them on the device and never copies them.
+     * The task graphs. TornadoVM wants every array a task touches declared: weights and the
+     * operators' own constant arrays (window geometry, a zero bias) go to the device on the first
+     * run, inputs on every run, graph outputs come back on every run; activations are declared
+     * UNDER_DEMAND (allocated on the device, never copied), or handed on to the next graph.
      */
     private TornadoExecutionPlan compile(TornadoDevice device) {
+        int count = segments.size();
+        // crossing.get(s): the activation buffers holding a value made before graph s and read in or after it.
+        List<Set<Object>> crossing = new ArrayList<>();
+        for (int s = 0; s <= count; s++) {
+            crossing.add(identitySet(List.of()));
+        }
+        Map<Object, Integer> lastWrite = new IdentityHashMap<>();
+        for (int s = 0; s < count; s++) {
+            for (Task task : segments.get(s)) {
+                for (float[] read : task.reads()) {
+                    Integer written = lastWrite.get(read);
+                    for (int j = written == null ? s + 1 : written + 1; j <= s; j++) {
+                        crossing.get(j).add(read);
+                    }
+                }
+                for (float[] write : task.writes()) {
+                    lastWrite.put(write, s);
+                }
+            }
+        }
         Set<Object> inputs = identitySet(inputBuffers.values());
         Set<Object> activationBuffers = identitySet(Arrays.asList(activations));
-        Set<Object> outputs = identitySet(List.of());
-        for (String out : model.graph().outputs()) {
-            float[] data = array(out);
-            if (activationBuffers.contains(data)) {
-                outputs.add(data);
-            }
-        }
-        Set<Object> once = identitySet(List.of());
-        Set<Object> everyRun = identitySet(List.of());
-        Set<Object> onDevice = identitySet(List.of());
-        for (Task task : tasks) {
-            for (Object arg : task.call().args()) {
-                if (arg == null) {
-                    throw new SquallException("kernel " + task.describe() + " got a null array: an operator must pass "
-                            + "an array (e.g. a one-element dummy) for an absent optional input on the tornado backend");
-                }
-                if (!arg.getClass().isArray()) {
-                    continue;
-                }
-                if (inputs.contains(arg)) {
-                    everyRun.add(arg);
-                } else if (activationBuffers.contains(arg)) {
-                    if (!outputs.contains(arg)) {
-                        onDevice.add(arg);
+        ImmutableTaskGraph[] graphs = new ImmutableTaskGraph[count];
+        for (int s = 0; s < count; s++) {
+            Set<Object> once = identitySet(List.of());
+            Set<Object> everyRun = identitySet(List.of());
+            Set<Object> used = identitySet(List.of());
+            for (Task task : segments.get(s)) {
+                for (Object arg : task.call().args()) {
+                    if (arg == null) {
+                        throw new SquallException("kernel " + task.describe() + " got a null array: on the tornado "
+                                + "backend an operator must pass an array (a one-element dummy) for an absent input");
                     }
-                } else {
-                    once.add(arg); // a weight, or an array the operator made
+                    if (!arg.getClass().isArray()) {
+                        continue;
+                    }
+                    if (inputs.contains(arg)) {
+                        everyRun.add(arg);
+                    } else if (activationBuffers.contains(arg)) {
+                        used.add(arg);
+                    } else {
+                        once.add(arg); // a weight, or an array the operator made
+                    }
                 }
             }
+            Set<Object> consumed = crossing.get(s);
+            Set<Object> handedOn = s + 1 < count ? crossing.get(s + 1) : Set.of();
+            Set<Object> outputs = identitySet(List.of());
+            for (String out : model.graph().outputs()) {
+                float[] data = array(out);
+                if (activationBuffers.contains(data) && lastWrite.get(data) == s) {
+                    outputs.add(data);
+                }
+            }
+            Set<Object> onDevice = identitySet(used);
+            onDevice.removeAll(consumed);
+            onDevice.removeAll(handedOn);
+            onDevice.removeAll(outputs);
+
+            TaskGraph graph = new TaskGraph(graphName(s));
+            if (!once.isEmpty()) {
+                graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
+            }
+            if (!everyRun.isEmpty()) {
+                graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, everyRun.toArray());
+            }
+            if (!consumed.isEmpty()) {
+                graph.consumeFromDevice(graphName(s - 1), consumed.toArray());
+            }
+            for (Task task : segments.get(s)) {
+                KernelTasks.add(graph, task.id(), task.call(), task.describe());
+            }
+            if (!handedOn.isEmpty()) {
+                graph.persistOnDevice(handedOn.toArray());
+            }
+            if (!onDevice.isEmpty()) {
+                graph.transferToHost(DataTransferMode.UNDER_DEMAND, onDevice.toArray());
+            }
+            if (!outputs.isEmpty()) {
+                graph.transferToHost(DataTransferMode.EVERY_EXECUTION, outputs.toArray());
+            }
+            graphs[s] = graph.snapshot();
         }
-        TaskGraph graph = new TaskGraph("squall" + GRAPH_NUMBERS.incrementAndGet());
-        if (!once.isEmpty()) {
-            graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, once.toArray());
-        }
-        if (!everyRun.isEmpty()) {
-            graph.transferToDevice(DataTransferMode.EVERY_EXECUTION, everyRun.toArray());
-        }
-        for (Task task : tasks) {
-            addTask(graph, task);
-        }
-        if (!onDevice.isEmpty()) {
-            graph.transferToHost(DataTransferMode.UNDER_DEMAND, onDevice.toArray());
-        }
-        if (!outputs.isEmpty()) {
-            graph.transferToHost(DataTransferMode.EVERY_EXECUTION, outputs.toArray());
-        }
-        ImmutableTaskGraph snapshot = graph.snapshot();
-        TornadoExecutionPlan plan = new TornadoExecutionPlan(snapshot).withDevice(device);
+        TornadoExecutionPlan plan = new TornadoExecutionPlan(graphs).withDevice(device);
         try {
             plan.withPreCompilation();
         } catch (RuntimeException | Error e) {
             closeQuietly(plan);
-            throw compileFailure(graph.getTaskGraphName(), device, e);
+            throw compileFailure(device, e);
         }
         return plan;
     }
 
-    private static Set<Object> identitySet(java.util.Collection<?> items) {
+    private String graphName(int segment) {
+        return name + "g" + segment;
+    }
+
+    private static Set<Object> identitySet(Collection<?> items) {
         Set<Object> set = Collections.newSetFromMap(new IdentityHashMap<>());
         set.addAll(items);
         return set;
     }
 
-    private static void addTask(TaskGraph graph, Task task) {
-        Method kernel = task.call().kernel();
-        int n = kernel.getParameterCount();
-        if (n < 1 || n > MAX_KERNEL_PARAMETERS) {
-            throw new SquallException("kernel " + task.describe() + " takes " + n + " parameters; a TornadoVM task "
-                    + "takes 1 to " + MAX_KERNEL_PARAMETERS + ": merge scalars into an int[] parameter");
-        }
-        Object[] taskArgs = new Object[n + 2];
-        taskArgs[0] = task.id();
-        taskArgs[1] = taskFunction(kernel);
-        System.arraycopy(task.call().args(), 0, taskArgs, 2, n);
-        Class<?>[] types = new Class<?>[n + 2];
-        Arrays.fill(types, Object.class);
-        types[0] = String.class;
-        types[1] = taskInterface(n);
-        try {
-            TaskGraph.class.getMethod("task", types).invoke(graph, taskArgs);
-        } catch (InvocationTargetException e) {
-            throw new SquallException("TornadoVM refused kernel " + task.describe() + ": " + e.getCause(), e.getCause());
-        } catch (ReflectiveOperationException e) {
-            throw new SquallException("cannot make a TornadoVM task of kernel " + task.describe() + ": " + e, e);
-        }
-    }
-
-    private static Class<?> taskInterface(int parameters) {
-        try {
-            return Class.forName("uk.ac.manchester.tornado.api.common.TornadoFunctions$Task" + parameters);
-        } catch (ClassNotFoundException e) {
-            throw new SquallException("this TornadoVM has no TornadoFunctions.Task" + parameters, e);
-        }
-    }
-
-    /**
-     * A {@code TornadoFunctions.TaskN} whose {@code apply} calls the kernel. TornadoVM finds the
-     * kernel by reading {@code apply}'s bytecode, so this must be a real lambda over the method (as
-     * {@code Kernels::conv2d} in source would be), not a reflective call.
-     */
-    static Object taskFunction(Method kernel) {
-        MethodHandle factory = TASK_FACTORIES.computeIfAbsent(kernel, TaskGraphPlan::lambdaFactory);
-        try {
-            return factory.invoke();
-        } catch (Throwable e) {
-            throw new SquallException("cannot make a TornadoVM task function for kernel " + kernel + ": " + e, e);
-        }
-    }
-
-    private static MethodHandle lambdaFactory(Method kernel) {
-        int n = kernel.getParameterCount();
-        Class<?> taskInterface = taskInterface(n);
-        try {
-            MethodHandles.Lookup lookup = MethodHandles.lookup();
-            MethodHandle target = lookup.unreflect(kernel);
-            // apply(Object...) erased; instantiated with the kernel's types, scalars boxed (the
-            // generated apply unboxes them before the static call).
-            MethodType erased = MethodType.genericMethodType(n).changeReturnType(void.class);
-            MethodType instantiated = target.type().wrap().changeReturnType(void.class);
-            CallSite site = LambdaMetafactory.metafactory(lookup, "apply", MethodType.methodType(taskInterface),
-                    erased, target, instantiated);
-            return site.getTarget();
-        } catch (ReflectiveOperationException | java.lang.invoke.LambdaConversionException e) {
-            throw new SquallException("cannot make a TornadoVM task function for kernel " + kernel + ": " + e, e);
-        }
-    }
-
     /**
      * Names the kernel that did not compile. TornadoVM's message names the task when the failure
-     * came through its bailout path; otherwise each task is compiled alone until one fails.
+     * came through its bailout path; otherwise each kernel is compiled alone until one fails.
      */
-    private SquallException compileFailure(String graphName, TornadoDevice device, Throwable error) {
+    private SquallException compileFailure(TornadoDevice device, Throwable error) {
         String message = messages(error);
         Task failed = null;
+        Throwable cause = error;
         for (Task task : tasks) {
-            if (message.contains(graphName + "." + task.id() + "\n") || message.contains(graphName + "." + task.id() + " ")) {
+            if (Pattern.compile("\\." + task.id() + "\\b").matcher(message).find()) {
                 failed = task;
                 break;
             }
         }
-        Throwable cause = error;
         if (failed == null) {
-            Map<Method, Boolean> tried = new HashMap<>();
+            Set<Object> tried = new HashSet<>();
             for (Task task : tasks) {
-                if (tried.putIfAbsent(task.call().kernel(), true) != null) {
-                    continue;
-                }
-                Throwable alone = compileAlone(task, device);
-                if (alone != null) {
-                    failed = task;
-                    cause = alone;
-                    break;
+                if (tried.add(task.call().kernel())) {
+                    Throwable alone = compileAlone(task, device);
+                    if (alone != null) {
+                        failed = task;
+                        cause = alone;
+                        break;
+                    }
                 }
             }
         }
-        String what = failed == null ? "a kernel of model '" + model.graph().name() + "'" : "kernel " + failed.describe();
+        String what = failed == null ? "model '" + model.graph().name() + "'" : "kernel " + failed.describe();
         return new SquallException("TornadoVM could not compile " + what + " for " + device.getDeviceName().strip()
-                + " (input shapes " + inputShapes() + "): " + firstLine(messages(cause))
-                + ". Run the model on the jvm backend, or fix the kernel (TornadoVM needs primitive arrays and "
-                + "scalars, no objects or allocation; run with --debug / -Dtornado.debug=True for the full reason).",
+                + " (input shapes " + inputShapes() + "): " + firstLine(messages(cause)) + ". " + KernelTasks.ADVICE + ".",
                 cause);
     }
 
-    private static Throwable compileAlone(Task task, TornadoDevice device) {
-        TaskGraph graph = new TaskGraph("squallcheck" + GRAPH_NUMBERS.incrementAndGet());
+    private Throwable compileAlone(Task task, TornadoDevice device) {
+        TaskGraph graph = new TaskGraph(name + "check" + task.id());
         Object[] arrays = Arrays.stream(task.call().args()).filter(a -> a != null && a.getClass().isArray()).toArray();
         graph.transferToDevice(DataTransferMode.FIRST_EXECUTION, arrays);
-        addTask(graph, task);
+        KernelTasks.add(graph, task.id(), task.call(), task.describe());
         TornadoExecutionPlan plan = new TornadoExecutionPlan(graph.snapshot()).withDevice(device);
         try {
             plan.withPreCompilation();
@@ -385,7 +397,7 @@ final class TaskGraphPlan implements AutoCloseable {
 
     private Map<String, Shape> inputShapes() {
         Map<String, Shape> in = new LinkedHashMap<>();
-        inputBuffers.keySet().forEach(name -> in.put(name, shapes.get(name)));
+        inputBuffers.keySet().forEach(input -> in.put(input, shapes.get(input)));
         return in;
     }
 
@@ -393,7 +405,12 @@ final class TaskGraphPlan implements AutoCloseable {
         return Collections.unmodifiableList(tasks);
     }
 
-    /** Wall time spent making the task graph and compiling its kernels. */
+    /** How many task graphs the tasks were cut into. */
+    int taskGraphs() {
+        return segments.size();
+    }
+
+    /** Wall time spent making the task graphs and compiling their kernels. */
     long compileNanos() {
         return compileNanos;
     }
@@ -404,19 +421,23 @@ final class TaskGraphPlan implements AutoCloseable {
             throw new SquallException("model '" + model.graph().name() + "' on the tornado backend is closed; "
                     + "compile it again to run it");
         }
-        inputs.forEach((name, t) -> System.arraycopy(t.data(), 0, inputBuffers.get(name), 0, t.data().length));
-        if (execution != null) {
-            try {
+        inputs.forEach((input, t) -> System.arraycopy(t.data(), 0, inputBuffers.get(input), 0, t.data().length));
+        try {
+            if (segments.size() == 1) {
                 execution.execute();
-            } catch (RuntimeException | Error e) {
-                throw new SquallException("TornadoVM failed running model '" + model.graph().name() + "' (input shapes "
-                        + inputShapes() + ", tasks " + tasks.stream().map(Task::id).toList() + "): " + e, e);
+            } else {
+                for (int s = 0; s < segments.size(); s++) {
+                    execution.withGraph(s).execute();
+                }
             }
+        } catch (RuntimeException | Error e) {
+            throw new SquallException("TornadoVM failed running model '" + model.graph().name() + "' (input shapes "
+                    + inputShapes() + "): " + firstLine(messages(e)), e);
         }
         Map<String, Tensor> outputs = new LinkedHashMap<>();
-        for (String name : model.graph().outputs()) {
-            Shape shape = shapes.get(name);
-            outputs.put(name, new Tensor(shape, Arrays.copyOf(array(name), shape.size())));
+        for (String output : model.graph().outputs()) {
+            Shape shape = shapes.get(output);
+            outputs.put(output, new Tensor(shape, Arrays.copyOf(array(output), shape.size())));
         }
         return outputs;
     }

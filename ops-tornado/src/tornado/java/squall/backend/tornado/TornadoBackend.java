@@ -18,9 +18,11 @@ import uk.ac.manchester.tornado.api.runtime.TornadoRuntimeProvider;
  * when the JVM was started with TornadoVM's runtime (the {@code tornado} launcher or its argfile)
  * and the runtime found a device.
  *
- * <p>Device: option {@code device} or system property {@code squall.tornado.device}, as
- * "backend:device" indices (the numbers {@code tornado --devices} prints); TornadoVM's default device
- * otherwise.
+ * <p>Options: {@code device} (else system property {@code squall.tornado.device}), as
+ * "backend:device" indices (the numbers {@code tornado --devices} prints), TornadoVM's default device
+ * otherwise; {@code passes}, {@code all} (the default: the compiler passes the JVM backend runs) or
+ * {@code none} (the graph as written, for debugging); {@code max_graph_tasks}, the most tasks in one TornadoVM task graph (default: as many as
+ * TornadoVM's bytecode buffer holds).
  */
 public final class TornadoBackend implements Backend {
     static final String DEVICE_PROPERTY = "squall.tornado.device";
@@ -43,6 +45,11 @@ public final class TornadoBackend implements Backend {
         // and far slower: Squall wants the error. An explicit -Dtornado.recover.bailout wins.
         if (System.getProperty("tornado.recover.bailout") == null) {
             System.setProperty("tornado.recover.bailout", "False");
+        }
+        // TornadoVM's VM bytecode buffer (4 KiB by default) is sized for small task graphs; Squall's
+        // hold up to a hundred tasks.
+        if (System.getProperty("tornado.tvm.maxbytecodesize") == null) {
+            System.setProperty("tornado.tvm.maxbytecodesize", String.valueOf(1 << 16));
         }
     }
 
@@ -112,11 +119,31 @@ public final class TornadoBackend implements Backend {
                     + "`tornado` launcher or `java @$TORNADOVM_HOME/tornado-argfile` (source tornado-env.sh with a "
                     + "TornadoVM SDK installed), and check that `tornado --devices` lists a device");
         }
-        String choice = options == null ? null : options.get("device");
-        if (choice == null) {
-            choice = System.getProperty(DEVICE_PROPERTY);
+        Map<String, String> given = options == null ? Map.of() : options;
+        String choice = given.getOrDefault("device", System.getProperty(DEVICE_PROPERTY));
+        boolean passes = switch (given.getOrDefault("passes", "all").strip()) {
+            case "all" -> true;
+            case "none" -> false;
+            default -> throw new SquallException("tornado backend option passes=\"" + given.get("passes")
+                    + "\" should be \"all\" or \"none\"");
+        };
+        return new TornadoCompiledModel(model, operators, device(choice), passes,
+                maxGraphTasks(given.get("max_graph_tasks")));
+    }
+
+    private static int maxGraphTasks(String value) {
+        if (value == null) {
+            return 0;
         }
-        return new TornadoCompiledModel(model, operators, device(choice));
+        try {
+            int tasks = Integer.parseInt(value.strip());
+            if (tasks >= 1) {
+                return tasks;
+            }
+        } catch (NumberFormatException e) {
+            // reported below
+        }
+        throw new SquallException("tornado backend option max_graph_tasks=\"" + value + "\" should be a whole number >= 1");
     }
 
     /** The device named "backend:device", or TornadoVM's default when {@code choice} is null or blank. */

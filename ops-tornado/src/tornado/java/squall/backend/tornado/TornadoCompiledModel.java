@@ -12,6 +12,7 @@ import squall.api.Operators;
 import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
+import squall.ops.passes.Passes;
 import uk.ac.manchester.tornado.api.common.TornadoDevice;
 
 /**
@@ -26,15 +27,20 @@ final class TornadoCompiledModel implements CompiledModel {
     private final Model model;
     private final Operators operators;
     private final TornadoDevice device;
+    private final boolean fuseResiduals;
+    private final int maxGraphTasks;
     private final LinkedHashMap<List<Shape>, TaskGraphPlan> plans = new LinkedHashMap<>();
     private boolean closed;
 
-    TornadoCompiledModel(Model model, Operators operators, TornadoDevice device) {
-        this.model = model;
+    /** With {@code passes}, the model is optimised as on the JVM backend (residuals once shapes are known). */
+    TornadoCompiledModel(Model model, Operators operators, TornadoDevice device, boolean passes, int maxGraphTasks) {
+        model.graph().nodes().forEach(node -> operators.get(node.op())); // unknown ops fail here, not at first run
+        this.model = passes ? Passes.optimize(model) : model;
+        this.fuseResiduals = passes;
         this.operators = operators;
         this.device = device;
-        model.graph().nodes().forEach(node -> operators.get(node.op()));
-        Map<String, Shape> declared = model.graph().inputs();
+        this.maxGraphTasks = maxGraphTasks;
+        Map<String, Shape> declared = this.model.graph().inputs();
         if (declared.values().stream().allMatch(Shape::isConcrete)) {
             plan(declared);
         }
@@ -77,7 +83,7 @@ final class TornadoCompiledModel implements CompiledModel {
                 oldest.getValue().close();
                 plans.remove(oldest.getKey());
             }
-            plan = new TaskGraphPlan(model, operators, inputShapes, device);
+            plan = new TaskGraphPlan(model, operators, inputShapes, device, fuseResiduals, maxGraphTasks);
         }
         plans.put(key, plan); // most recently used last
         return plan;
