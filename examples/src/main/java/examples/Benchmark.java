@@ -1,6 +1,10 @@
 package examples;
 
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -25,22 +29,23 @@ import squall.api.Tensor;
 import squall.api.Workers;
 import squall.backend.jvm.JvmKernelContext;
 import squall.ops.passes.Passes;
-import squall.networks.Networks;
+import squall.networks.onnx.OnnxExporter;
 
 /** Latency and throughput of a network on a backend, and optionally where the time goes per node. */
 @Command(name = "squall bench", mixinStandardHelpOptions = true, version = Tool.VERSION, sortOptions = false,
         description = {"Benchmark a network: warm up, then time --runs runs of one batch.",
                 "Reports latency median/p10/p90, images per second and GFLOP/s (2 FLOPs per multiply-add)."})
 public final class Benchmark extends Tool {
-    @Option(names = "--model", paramLabel = "NAME", required = true, completionCandidates = NetworkNames.class,
-            description = "One of: ${COMPLETION-CANDIDATES}.")
+    @Option(names = "--model", paramLabel = "NAME|FILE.onnx", required = true, completionCandidates = NetworkNames.class,
+            description = "A network (${COMPLETION-CANDIDATES}) or an ONNX file with its weights inside.")
     String model;
 
     @Mixin
     ModelOptions options;
 
     @Option(names = "--resolution", paramLabel = "R",
-            description = "Input height and width (default: the network's native resolution).")
+            description = "Input height and width (default: the network's native resolution, an ONNX model's input "
+                    + "size, else 224).")
     Integer resolution;
 
     @Option(names = "--batch", paramLabel = "N", defaultValue = "1", description = "Images per run (default: ${DEFAULT-VALUE}).")
@@ -58,13 +63,42 @@ public final class Benchmark extends Tool {
     @Option(names = "--profile", description = "Also time every node alone (jvm backend).")
     boolean profile;
 
+    @Option(names = "--compare", paramLabel = "ort",
+            description = {"Also run the same graph, weights, input, batch and threads in ONNX Runtime, check the",
+                    "outputs agree, and print both timings and Squall/ONNX Runtime ratios."})
+    String compare;
+
     record NodeTime(String name, String op, double milliseconds, double share) {
+    }
+
+    /**
+     * ONNX Runtime on the same graph, weights, input, batch and thread count. The ratios are
+     * Squall's over ONNX Runtime's: a latency ratio above 1 and a throughput ratio below 1 mean
+     * Squall is slower.
+     */
+    record Comparison(String engine, String version, String onnxFile, int threads, String protocol, double medianMs,
+                      double p10Ms, double p90Ms, double imagesPerSecond, double gflopsPerSecond, double latencyRatio,
+                      double throughputRatio, double maxRelativeDifference, double tolerance, boolean outputsAgree) {
+        Comparison withSquallMedian(double squallMedianMs, int batch) {
+            return new Comparison(engine, version, onnxFile, threads, protocol, medianMs, p10Ms, p90Ms, imagesPerSecond,
+                    gflopsPerSecond, squallMedianMs / medianMs, batch / (squallMedianMs / 1e3) / imagesPerSecond,
+                    maxRelativeDifference, tolerance, outputsAgree);
+        }
     }
 
     record Report(String model, String backend, int threads, int resolution, int batch, int runs, double medianMs,
                   double p10Ms, double p90Ms, double imagesPerSecond, double gflopsPerSecond, long multiplyAddsPerImage,
-                  List<NodeTime> profile) {
+                  List<NodeTime> profile, Comparison comparison) {
     }
+
+    /** Timed runs per engine in one block of --compare's alternation. */
+    static final int BLOCK = 5;
+
+    /**
+     * Largest max |Squall - ORT| / max |ORT| accepted as the same computation: float32 sums in
+     * another order and BatchNorm folded into weights stay orders of magnitude below it.
+     */
+    static final double AGREEMENT = 1e-3;
 
     public static void main(String[] args) {
         System.exit(run(args, System.out, System.err));
@@ -80,50 +114,171 @@ public final class Benchmark extends Tool {
             throw new SquallException("--batch and --runs must be at least 1 and --warmup at least 0; got batch "
                     + batch + ", runs " + runs + ", warmup " + warmup);
         }
-        int r = resolution != null ? resolution : Networks.info(model).resolution();
+        if (compare != null && !compare.equals("ort") && !compare.equals("onnxruntime")) {
+            throw new SquallException("--compare " + compare + ": the one engine to compare with is ort (ONNX Runtime)");
+        }
         LoadedModel loaded = LoadedModel.load(model, options, this);
+        loaded.checkBatch(batch, "--batch");
+        int r = resolution != null ? resolution : loaded.resolution();
         Operators operators = Operators.discover();
-        long multiplyAdds = Summary.summarize(loaded.graph(), r, operators).totalMultiplyAdds();
+        long multiplyAdds = Summary.summarize(loaded.graph(), batch, r, operators).totalMultiplyAdds() / batch;
         Tensor input = randomInput(Shape.of(batch, 3, r, r));
-        double[] latencies = new double[runs];
+        int threads = options.threads != null ? options.threads : Runtime.getRuntime().availableProcessors();
+        double[] latencies;
         String backend;
+        Comparison comparison = null;
         try (CompiledModel compiled = loaded.compile(options)) {
             backend = compiled.backend();
             if (profile && !backend.equals("jvm")) {
                 err.println("warning: --profile is not supported by backend " + backend + "; timing whole runs only");
             }
-            progress("warming up " + model + " on " + backend + " for " + warmup + " s");
-            long warmupEnd = System.nanoTime() + (long) (warmup * 1e9);
-            do {
-                compiled.run(input);
-            } while (System.nanoTime() < warmupEnd);
-            long lastNote = System.nanoTime();
-            for (int i = 0; i < runs; i++) {
-                long start = System.nanoTime();
-                compiled.run(input);
-                long end = System.nanoTime();
-                latencies[i] = millis(end - start);
-                if (end - lastNote > 5_000_000_000L) {
-                    progress("run " + (i + 1) + " of " + runs);
-                    lastNote = end;
-                }
+            if (compare == null) {
+                warm(() -> compiled.run(input), backend);
+                latencies = timeRuns(() -> compiled.run(input));
+            } else {
+                double[][] both = new double[2][];
+                comparison = compareWithOnnxRuntime(loaded, compiled, input, threads, multiplyAdds, both);
+                latencies = both[0];
             }
         }
         double[] sorted = latencies.clone();
         Arrays.sort(sorted);
         double median = percentile(sorted, 50);
+        if (comparison != null) {
+            comparison = comparison.withSquallMedian(median, batch);
+        }
         List<NodeTime> nodes = profile && backend.equals("jvm")
                 ? profileNodes(loaded.model(), input, operators, options.threads) : null;
-        Report report = new Report(loaded.description(), backend,
-                options.threads != null ? options.threads : Runtime.getRuntime().availableProcessors(), r, batch, runs,
+        Report report = new Report(loaded.description(), backend, threads, r, batch, runs,
                 median, percentile(sorted, 10), percentile(sorted, 90), batch / (median / 1e3),
-                2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, multiplyAdds, nodes);
+                2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, multiplyAdds, nodes, comparison);
         if (json) {
             printJson(report);
         } else {
             print(report);
         }
+        if (comparison != null && !comparison.outputsAgree()) {
+            err.printf("error: Squall's and ONNX Runtime's outputs differ: max |difference| / max |output| = %.3g, "
+                    + "above %.0e, so the timings are not of the same computation%n",
+                    comparison.maxRelativeDifference(), comparison.tolerance());
+            return 1;
+        }
         return 0;
+    }
+
+    /** Runs until --warmup seconds have passed, at least once. */
+    private void warm(Runnable run, String engine) {
+        progress("warming up " + model + " on " + engine + " for " + warmup + " s");
+        long warmupEnd = System.nanoTime() + (long) (warmup * 1e9);
+        do {
+            run.run();
+        } while (System.nanoTime() < warmupEnd);
+    }
+
+    /** --runs timed runs one after another, in milliseconds. */
+    private double[] timeRuns(Runnable run) {
+        double[] latencies = new double[runs];
+        long lastNote = System.nanoTime();
+        for (int i = 0; i < runs; i++) {
+            long start = System.nanoTime();
+            run.run();
+            long end = System.nanoTime();
+            latencies[i] = millis(end - start);
+            if (end - lastNote > 5_000_000_000L) {
+                progress("run " + (i + 1) + " of " + runs);
+                lastNote = end;
+            }
+        }
+        return latencies;
+    }
+
+    /**
+     * The same graph, weights and input in ONNX Runtime with as many intra-op threads: the user's
+     * .onnx file, else the model exported by {@link OnnxExporter} to a temporary file. Both engines
+     * warm up, their outputs are compared, then they are timed in alternating blocks (see
+     * {@link #timeAlternating}). Squall's latencies go to {@code latencies[0]}.
+     */
+    private Comparison compareWithOnnxRuntime(LoadedModel loaded, CompiledModel compiled, Tensor input, int threads,
+                                              long multiplyAdds, double[][] latencies) {
+        Path file = loaded.onnxFile();
+        Path exported = null;
+        try {
+            if (file == null) {
+                exported = Files.createTempFile("squall-bench-", ".onnx");
+                OnnxExporter.write(loaded.model(), exported);
+                file = exported;
+            }
+            try (OnnxRuntimeSession ort = OnnxRuntimeSession.open(file, threads, input)) {
+                warm(() -> compiled.run(input), compiled.backend());
+                warm(ort::run, "onnxruntime");
+                Tensor squallOutput = compiled.run(input);
+                Tensor ortOutput = ort.run();
+                if (squallOutput.shape().size() != ortOutput.shape().size()) {
+                    throw new SquallException("Squall's output is " + squallOutput.shape() + " but ONNX Runtime's is "
+                            + ortOutput.shape() + " for " + file + "; they do not run the same graph");
+                }
+                double difference = maxRelativeDifference(squallOutput.data(), ortOutput.data());
+                double[][] both = timeAlternating(() -> compiled.run(input), ort::run);
+                latencies[0] = both[0];
+                double[] sorted = both[1].clone();
+                Arrays.sort(sorted);
+                double median = percentile(sorted, 50);
+                return new Comparison("onnxruntime", OnnxRuntimeSession.version(),
+                        exported == null ? file.toString() : "the model exported by OnnxExporter (temporary file)", threads,
+                        "alternating blocks of up to " + BLOCK + " timed runs per engine, each block after one "
+                                + "untimed run, the engine going first alternating",
+                        median, percentile(sorted, 10), percentile(sorted, 90), batch / (median / 1e3),
+                        2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, Double.NaN, Double.NaN, difference,
+                        AGREEMENT, difference <= AGREEMENT);
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        } finally {
+            if (exported != null) {
+                exported.toFile().delete();
+            }
+        }
+    }
+
+    /**
+     * --runs timed runs of each engine in alternating blocks, so that a slow stretch of a shared
+     * machine falls on both. The untimed run that opens each block lets the other engine's threads
+     * go idle (ONNX Runtime's spin for a while after a run) and brings this engine's weights back
+     * into cache; which engine opens a round alternates.
+     */
+    private double[][] timeAlternating(Runnable squall, Runnable ort) {
+        Runnable[] engines = {squall, ort};
+        double[][] latencies = new double[2][runs];
+        int done = 0;
+        for (int round = 0; done < runs; round++) {
+            int block = Math.min(BLOCK, runs - done);
+            for (int k = 0; k < 2; k++) {
+                int engine = (round + k) % 2;
+                engines[engine].run();
+                for (int i = 0; i < block; i++) {
+                    long start = System.nanoTime();
+                    engines[engine].run();
+                    latencies[engine][done + i] = millis(System.nanoTime() - start);
+                }
+            }
+            done += block;
+            progress("run " + done + " of " + runs + " per engine");
+        }
+        return latencies;
+    }
+
+    /**
+     * max |a - b| over max |b|: the error relative to the output's scale, since an element-wise
+     * ratio explodes at logits near zero.
+     */
+    static double maxRelativeDifference(float[] a, float[] b) {
+        double difference = 0;
+        double scale = 0;
+        for (int i = 0; i < a.length; i++) {
+            difference = Math.max(difference, Math.abs((double) a[i] - b[i]));
+            scale = Math.max(scale, Math.abs((double) b[i]));
+        }
+        return scale == 0 ? difference : difference / scale;
     }
 
     private void print(Report report) {
@@ -145,6 +300,18 @@ public final class Benchmark extends Tool {
                 report.p90Ms());
         out.printf("throughput: %.1f images/s, %.2f GFLOP/s (%.3f GMAC per image)%n", report.imagesPerSecond(),
                 report.gflopsPerSecond(), report.multiplyAddsPerImage() / 1e9);
+        Comparison c = report.comparison();
+        if (c != null) {
+            out.printf("%s %s (%d intra-op threads, 1 inter-op, all optimizations), same input, running %s%n",
+                    c.engine(), c.version(), c.threads(), c.onnxFile());
+            out.printf("latency: median %.2f ms, p10 %.2f ms, p90 %.2f ms%n", c.medianMs(), c.p10Ms(), c.p90Ms());
+            out.printf("throughput: %.1f images/s, %.2f GFLOP/s%n", c.imagesPerSecond(), c.gflopsPerSecond());
+            out.printf("squall/onnxruntime: latency %.2fx, throughput %.2fx (median latency ratio above 1 and "
+                    + "throughput ratio below 1: Squall slower)%n", c.latencyRatio(), c.throughputRatio());
+            out.printf("outputs %s: max |squall - onnxruntime| / max |onnxruntime| = %.2e (tolerance %.0e)%n",
+                    c.outputsAgree() ? "agree" : "DIFFER", c.maxRelativeDifference(), c.tolerance());
+            out.println("timing: " + c.protocol());
+        }
     }
 
     /** Nearest-rank percentile of sorted values. */

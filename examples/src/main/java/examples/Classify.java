@@ -15,6 +15,7 @@ import squall.api.CompiledModel;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.networks.image.ImageFiles;
+import squall.networks.image.Preprocessing;
 import squall.networks.image.RgbImage;
 
 /**
@@ -22,15 +23,24 @@ import squall.networks.image.RgbImage;
  * time went. All images go through the network as one batch.
  */
 @Command(name = "squall classify", mixinStandardHelpOptions = true, version = Tool.VERSION, sortOptions = false,
-        description = {"Classify images with a network (default: the bundled digits model).",
+        description = {"Classify images with a network or an ONNX model (default: the bundled digits model).",
                 "Without --weights a named network runs with random weights."})
 public final class Classify extends Tool {
-    @Option(names = "--model", paramLabel = "NAME", completionCandidates = NetworkNames.class,
-            description = "A network: ${COMPLETION-CANDIDATES} (default: the bundled digits model).")
+    @Option(names = "--model", paramLabel = "NAME|FILE.onnx", completionCandidates = NetworkNames.class,
+            description = {"A network (${COMPLETION-CANDIDATES}) or an ONNX file with its weights inside",
+                    "(default: the bundled digits model)."})
     String model;
 
     @Mixin
     ModelOptions options;
+
+    @Option(names = {"--crop", "--resolution"}, paramLabel = "R",
+            description = "Side of the centre crop the network sees (default: the model's input size).")
+    Integer crop;
+
+    @Option(names = "--resize", paramLabel = "S",
+            description = "Shorter side after resizing, before the crop (default: the model's, scaled with --crop).")
+    Integer resize;
 
     @Option(names = "--top", paramLabel = "K", defaultValue = "5", description = "Classes shown per image (default: ${DEFAULT-VALUE}).")
     int top;
@@ -78,9 +88,11 @@ public final class Classify extends Tool {
         long decodedAt = System.nanoTime();
         LoadedModel loaded = LoadedModel.load(model, options, this);
         List<String> labels = labelsFile == null ? loaded.labels() : readLabels(labelsFile, loaded.labels().size());
+        loaded.checkBatch(images.size(), "images:");
+        Preprocessing preprocessing = preprocessing(loaded.preprocessing());
         try (CompiledModel compiled = loaded.compile(options)) {
             long loadedAt = System.nanoTime();
-            Tensor batch = loaded.preprocessing().batch(decoded);
+            Tensor batch = preprocessing.batch(decoded);
             long preprocessedAt = System.nanoTime();
             Tensor logits = compiled.run(batch);
             long inferredAt = System.nanoTime();
@@ -106,6 +118,21 @@ public final class Classify extends Tool {
             }
         }
         return 0;
+    }
+
+    /** The model's preprocessing with --crop and --resize applied; a new crop alone keeps the resize/crop ratio. */
+    private Preprocessing preprocessing(Preprocessing model) {
+        if (crop == null && resize == null) {
+            return model;
+        }
+        int cropSize = crop != null ? crop : model.cropSize();
+        int resizeSize = resize != null ? resize
+                : (int) Math.round((double) cropSize * model.resizeSize() / model.cropSize());
+        if (cropSize < 1 || resizeSize < 1) {
+            throw new SquallException("--crop and --resize must be at least 1; got crop " + cropSize + ", resize "
+                    + resizeSize);
+        }
+        return new Preprocessing(resizeSize, cropSize, model.interpolation(), model.mean(), model.std());
     }
 
     private void print(Report report) {

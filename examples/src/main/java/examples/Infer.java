@@ -12,11 +12,12 @@ import squall.networks.Npy;
 
 /** Runs a network on a preprocessed input tensor from a .npy file and writes the output as .npy. */
 @Command(name = "squall infer", mixinStandardHelpOptions = true, version = Tool.VERSION, sortOptions = false,
-        description = {"Run a network on a float32 [N,3,H,W] .npy tensor and save its output (logits) as .npy.",
+        description = {"Run a network or an ONNX model on a float32 [N,3,H,W] .npy tensor and save its output "
+                + "(logits) as .npy.",
                 "Without --weights the network runs with random weights."})
 public final class Infer extends Tool {
-    @Option(names = "--model", paramLabel = "NAME", required = true, completionCandidates = NetworkNames.class,
-            description = "A network: ${COMPLETION-CANDIDATES}.")
+    @Option(names = "--model", paramLabel = "NAME|FILE.onnx", required = true, completionCandidates = NetworkNames.class,
+            description = "A network (${COMPLETION-CANDIDATES}) or an ONNX file with its weights inside.")
     String model;
 
     @Mixin
@@ -40,6 +41,7 @@ public final class Infer extends Tool {
     public Integer call() {
         Tensor tensor = Npy.read(input);
         LoadedModel loaded = LoadedModel.load(model, options, this);
+        loaded.checkBatch(tensor.shape().rank() > 0 ? tensor.shape().dim(0) : 0, "an input of batch size");
         try (CompiledModel compiled = loaded.compile(options)) {
             long start = System.nanoTime();
             Tensor result = compiled.run(tensor);

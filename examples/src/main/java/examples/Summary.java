@@ -1,6 +1,7 @@
 package examples;
 
 import java.io.PrintStream;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
@@ -13,18 +14,20 @@ import squall.api.Graph;
 import squall.api.Node;
 import squall.api.Operators;
 import squall.api.Shape;
+import squall.api.SquallException;
 import squall.networks.Networks;
 
 /** A network's layers: output shapes, parameters and multiply-adds per node, and totals. */
 @Command(name = "squall summary", mixinStandardHelpOptions = true, version = Tool.VERSION, sortOptions = false,
         description = "Print one row per node (name, op, output shape, parameters, multiply-adds) and totals.")
 public final class Summary extends Tool {
-    @Option(names = "--model", paramLabel = "NAME", required = true, completionCandidates = NetworkNames.class,
-            description = "One of: ${COMPLETION-CANDIDATES}.")
+    @Option(names = "--model", paramLabel = "NAME|FILE.onnx", required = true, completionCandidates = NetworkNames.class,
+            description = "A network (${COMPLETION-CANDIDATES}) or an ONNX file.")
     String model;
 
     @Option(names = "--resolution", paramLabel = "R",
-            description = "Input height and width (default: the network's native resolution).")
+            description = "Input height and width (default: the network's native resolution, an ONNX model's input "
+                    + "size, else 224).")
     Integer resolution;
 
     @Option(names = "--width", paramLabel = "W", defaultValue = "1.0",
@@ -42,7 +45,9 @@ public final class Summary extends Tool {
     record Row(String name, String op, List<Integer> outputShape, long parameters, long multiplyAdds) {
     }
 
-    record Report(String network, int resolution, List<Row> nodes, long totalParameters, long totalMultiplyAdds) {
+    /** {@code batch} is 1 unless an ONNX model fixes its batch size; the totals are for one batch. */
+    record Report(String network, int resolution, int batch, List<Row> nodes, long totalParameters,
+                  long totalMultiplyAdds) {
     }
 
     public static void main(String[] args) {
@@ -55,8 +60,21 @@ public final class Summary extends Tool {
 
     @Override
     public Integer call() {
-        int r = resolution != null ? resolution : Networks.info(model).resolution();
-        Report report = summarize(Networks.build(model, width, classes), r, Operators.discover());
+        Report report;
+        if (LoadedModel.isOnnxFile(model)) {
+            if (width != 1.0 || classes != 1000) {
+                throw new SquallException("--width and --classes describe a named network; " + model + " has its "
+                        + "own (leave them out)");
+            }
+            LoadedModel loaded = LoadedModel.onnx(Path.of(model), this);
+            int fixedBatch = loaded.graph().inputs().values().iterator().next().dim(0);
+            report = summarize(loaded.graph(), Math.max(fixedBatch, 1),
+                    resolution != null ? resolution : loaded.resolution(), Operators.discover());
+        } else {
+            LoadedModel.refuseOtherFiles(model);
+            int r = resolution != null ? resolution : Networks.info(model).resolution();
+            report = summarize(Networks.build(model, width, classes), r, Operators.discover());
+        }
         if (json) {
             printJson(report);
         } else {
@@ -67,7 +85,12 @@ public final class Summary extends Tool {
 
     /** Rows for a batch of one {@code resolution} x {@code resolution} image. */
     static Report summarize(Graph graph, int resolution, Operators operators) {
-        Map<String, Shape> shapes = graph.inferShapes(Shape.of(1, 3, resolution, resolution), operators);
+        return summarize(graph, 1, resolution, operators);
+    }
+
+    /** Rows for a batch of {@code batch} images (a model with a fixed batch size can take no other). */
+    static Report summarize(Graph graph, int batch, int resolution, Operators operators) {
+        Map<String, Shape> shapes = graph.inferShapes(Shape.of(batch, 3, resolution, resolution), operators);
         Set<String> buffers = runningStatistics(graph);
         Set<String> counted = new HashSet<>();
         List<Row> rows = new ArrayList<>();
@@ -90,7 +113,7 @@ public final class Summary extends Tool {
             totalParameters += parameters;
             totalMultiplyAdds += multiplyAdds;
         }
-        return new Report(graph.name(), resolution, rows, totalParameters, totalMultiplyAdds);
+        return new Report(graph.name(), resolution, batch, rows, totalParameters, totalMultiplyAdds);
     }
 
     /** BatchNorm's running mean and variance (inputs 3 and 4): buffers in torchvision, not parameters. */
@@ -114,8 +137,10 @@ public final class Summary extends Tool {
             out.printf(format, row.name(), row.op(), row.outputShape(), String.format("%,d", row.parameters()),
                     String.format("%,d", row.multiplyAdds()));
         }
-        out.printf("%s at %dx%d: %,d parameters, %,d multiply-adds (%.2f GMAC) per image, %d nodes%n",
+        out.printf("%s at %dx%d: %,d parameters, %,d multiply-adds (%.2f GMAC) per %s, %d nodes%n",
                 report.network(), report.resolution(), report.resolution(), report.totalParameters(),
-                report.totalMultiplyAdds(), report.totalMultiplyAdds() / 1e9, report.nodes().size());
+                report.totalMultiplyAdds(), report.totalMultiplyAdds() / 1e9,
+                report.batch() == 1 ? "image" : "batch of " + report.batch() + " (the model's fixed batch size)",
+                report.nodes().size());
     }
 }

@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.util.List;
 
 import org.junit.jupiter.api.Test;
 
@@ -34,5 +35,55 @@ class BenchmarkTest {
             shares += node.get("share").asDouble();
         }
         assertEquals(1.0, shares, 1e-6);
+    }
+
+    /** Structure and consistency of --compare ort, and that the outputs were compared (not how fast anything is). */
+    @Test
+    void compareWithOnnxRuntimeReportsBothAndTheirRatios() throws IOException {
+        Run run = Run.of(Benchmark::run, "--model", "mobilenet_v3_small", "--resolution", "64", "--batch", "2",
+                "--runs", "3", "--warmup", "0", "--threads", "1", "--compare", "ort", "--json");
+        assertEquals(0, run.exitCode(), run.toString());
+        JsonNode r = new ObjectMapper().readTree(run.out());
+        JsonNode c = r.get("comparison");
+        assertEquals("onnxruntime", c.get("engine").asText());
+        assertTrue(c.get("version").asText().matches("\\d+\\.\\d+\\.\\d+.*"), c.toString());
+        assertEquals(1, c.get("threads").asInt());
+        assertTrue(c.get("onnxFile").asText().contains("OnnxExporter"), c.toString());
+        double ortMedian = c.get("medianMs").asDouble();
+        assertTrue(0 < c.get("p10Ms").asDouble() && c.get("p10Ms").asDouble() <= ortMedian
+                && ortMedian <= c.get("p90Ms").asDouble(), c.toString());
+        assertEquals(2 / (ortMedian / 1e3), c.get("imagesPerSecond").asDouble(), 1e-9);
+        double squallMedian = r.get("medianMs").asDouble();
+        assertEquals(squallMedian / ortMedian, c.get("latencyRatio").asDouble(), 1e-9);
+        assertEquals(r.get("imagesPerSecond").asDouble() / c.get("imagesPerSecond").asDouble(),
+                c.get("throughputRatio").asDouble(), 1e-9);
+        // The outputs were compared: a measured difference, within the tolerance, of float32 rounding size.
+        double difference = c.get("maxRelativeDifference").asDouble();
+        assertTrue(c.get("outputsAgree").asBoolean() && difference < c.get("tolerance").asDouble(), c.toString());
+        assertTrue(difference > 0 && difference < 1e-4, "reordered float32 sums differ a little: " + difference);
+
+        Run text = Run.of(Benchmark::run, "--model", "mobilenet_v3_small", "--resolution", "64", "--runs", "2",
+                "--warmup", "0", "--threads", "1", "--compare", "ort");
+        assertEquals(0, text.exitCode(), text.toString());
+        List<String> lines = text.outLines();
+        assertEquals(2, lines.stream().filter(line -> line.startsWith("latency: median")).count(), text.toString());
+        assertEquals(2, lines.stream().filter(line -> line.startsWith("throughput: ")).count(), text.toString());
+        assertTrue(lines.stream().anyMatch(line -> line.matches("squall/onnxruntime: latency \\d+\\.\\d+x, "
+                + "throughput \\d+\\.\\d+x.*")), text.toString());
+        assertTrue(lines.stream().anyMatch(line -> line.startsWith("outputs agree: max |squall - onnxruntime|")),
+                text.toString());
+    }
+
+    /** A user's .onnx file is what ONNX Runtime runs: PyTorch's export of networks' tiny test model. */
+    @Test
+    void compareRunsTheUsersOnnxFile() throws IOException {
+        String file = OnnxModelTest.TINY_FREE_BATCH.toString();
+        Run run = Run.of(Benchmark::run, "--model", file, "--batch", "3", "--runs", "2", "--warmup", "0",
+                "--compare", "ort", "--json");
+        assertEquals(0, run.exitCode(), run.toString());
+        JsonNode r = new ObjectMapper().readTree(run.out());
+        assertEquals(20, r.get("resolution").asInt(), "the file's input size");
+        assertEquals(file, r.get("comparison").get("onnxFile").asText());
+        assertTrue(r.get("comparison").get("outputsAgree").asBoolean(), run.toString());
     }
 }
