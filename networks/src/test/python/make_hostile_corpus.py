@@ -9,6 +9,7 @@ Output, committed with this script:
                                                    "refuse" (a SquallException naming the file) or
                                                    "load" (NaN/Inf weights: loaded, and reported)
     networks/src/test/resources/hostile/seeds/     small valid files, the fuzzer's starting points
+Inputs the fuzzer (FuzzTest) found are kept as they are in hostile/fuzz/, which this script leaves alone.
 
 Valid containers come from torch.save, onnx.helper and PIL (so nobody here wrote their layout);
 faults are then written byte by byte from the format specs (pickletools, onnx.proto, the PNG, JPEG,
@@ -222,6 +223,8 @@ def pickle_cases():
         "getattr-chain": b"\x80\x02" + glob("builtins", "getattr") + glob("collections", "OrderedDict")
         + binunicode("__init__") + b"\x86R.",
         "ext-opcode": b"\x80\x02\x82\x01.",
+        "append-none": b"\x80\x02]Na.",  # fuzz find: None appended to a list
+        "setitem-none": b"\x80\x02}NNs.",  # None as a dict key and value
     }
     for name, pickle in payloads.items():
         put("pz-" + name + ".pth", replace_zip_entry(valid_zip, "data.pkl", pickle), "refuse",
@@ -375,6 +378,8 @@ def onnx_cases():
     put("ox-external-escape.onnx", ext.SerializeToString(), "refuse", "external data at ../../etc/passwd")
     ext.graph.initializer[0].external_data[0].value = "/etc/passwd"
     put("ox-external-absolute.onnx", ext.SerializeToString(), "refuse", "external data at /etc/passwd")
+    ext.graph.initializer[0].external_data[0].value = "weights\0.bin"
+    put("ox-external-nul.onnx", ext.SerializeToString(), "refuse", "external data named with a NUL byte (fuzz find)")
     ext.graph.initializer[0].external_data[0].value = "missing.bin"
     put("ox-external-missing.onnx", ext.SerializeToString(), "refuse", "external data file that does not exist")
     ext.graph.initializer[0].external_data[0].value = "ox-external-offset.onnx"
@@ -412,6 +417,9 @@ def onnx_cases():
     group = tiny_onnx()
     group.graph.node[0].attribute.extend([helper.make_attribute("group", 1 << 40)])
     put("ox-conv-group-2e40.onnx", group.SerializeToString(), "refuse", "Conv group 2^40")
+    flat = tiny_onnx(np.arange(6, dtype=np.float32))
+    put("ox-conv-weight-rank-1.onnx", flat.SerializeToString(), "refuse",
+        "a Conv weight of rank 1 and no kernel_shape (fuzz find)")
     cyc = tiny_onnx()
     cyc.graph.node[0].input[0] = "z"
     put("ox-cycle.onnx", cyc.SerializeToString(), "refuse", "a node reads the graph's own output (a cycle)")

@@ -421,6 +421,10 @@ public final class OnnxImporter {
         if (w == null) {
             throw new Refused("no kernel_shape and the weight '" + n.input(1) + "' has no known shape");
         }
+        if (w.rank() < 3) {
+            throw new Refused("weight '" + n.input(1) + "' has shape " + w + "; a Conv weight is [out channels, "
+                    + "in channels / group, kernel dimensions...]");
+        }
         return Arrays.copyOfRange(w.dims(), 2, w.rank());
     }
 

@@ -7,6 +7,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
+import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import squall.api.Shape;
@@ -204,7 +205,13 @@ public final class OnnxTensors {
                     + location + "', but the model was not read from a folder: load it from its file");
         }
         Path base = dir.toAbsolutePath().normalize();
-        Path file = base.resolve(location).normalize();
+        Path file;
+        try {
+            file = base.resolve(location).normalize();
+        } catch (InvalidPathException e) {
+            throw new SquallException.BadFile(t.describe() + " in " + source + " names external data '"
+                    + location.replace("\0", "\\0") + "', which is not a file name: " + e.getReason());
+        }
         if (Path.of(location).isAbsolute() || !file.startsWith(base)) {
             throw new SquallException.BadFile(t.describe() + " in " + source + " names external data '" + location
                     + "' outside the model's folder " + base + "; Squall only reads external data beside the model");

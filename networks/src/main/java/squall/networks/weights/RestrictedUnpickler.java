@@ -9,6 +9,7 @@ import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -151,10 +152,10 @@ final class RestrictedUnpickler {
                 case 's' -> { // SETITEM
                     Object value = pop();
                     Object key = pop();
-                    putItems(List.of(key, value));
+                    putItems(Arrays.asList(key, value)); // None is a valid key or value: no List.of
                 }
                 case 'u' -> putItems(popMark()); // SETITEMS
-                case 'a' -> appendItems(List.of(pop())); // APPEND
+                case 'a' -> appendItems(Arrays.asList(pop())); // APPEND
                 case 'e' -> appendItems(popMark()); // APPENDS
                 case '0' -> pop(); // POP
                 case '1' -> popMark(); // POP_MARK

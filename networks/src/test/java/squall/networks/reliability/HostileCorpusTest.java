@@ -73,39 +73,68 @@ class HostileCorpusTest {
         }
     }
 
-    @ParameterizedTest
-    @MethodSource("corpus")
-    void hostileFileIsRefusedCleanly(Case c) {
-        Path file = Loader.corpus().resolve(c.file);
+    /** What one load did: the object built or the throwable, and the bytes its thread allocated. */
+    private record Attempt(Object outcome, long allocated, long bound) {}
+
+    /** Loads {@code file} as a user would, guarded against hangs and measured. */
+    private static Attempt attempt(Path file) {
         Loader loader = Loader.forFile(file);
-        long[] allocated = new long[1];
-        Object[] outcome = new Object[1];
+        Attempt[] attempt = new Attempt[1];
         // a hang guard, not a speed target: every file here is refused in milliseconds
         assertTimeoutPreemptively(Duration.ofSeconds(15), () -> {
             long before = Loader.allocatedBytes();
+            Object outcome;
             try {
-                outcome[0] = loader.load(file);
+                outcome = loader.load(file);
             } catch (Throwable t) {
-                outcome[0] = t;
+                outcome = t;
             }
-            allocated[0] = Loader.allocatedBytes() - before;
-        }, c.file + " did not finish");
+            attempt[0] = new Attempt(outcome, Loader.allocatedBytes() - before,
+                    loader.allocationBound(file.toFile().length()));
+        }, file.getFileName() + " did not finish");
+        assertFalse(Files.exists(Loader.MARKER), file.getFileName() + " ran its payload");
+        return attempt[0];
+    }
+
+    @ParameterizedTest
+    @MethodSource("corpus")
+    void hostileFileIsRefusedCleanly(Case c) {
+        Attempt a = attempt(Loader.corpus().resolve(c.file));
         if (c.expect.equals("load")) {
-            if (outcome[0] instanceof Throwable t) {
+            if (a.outcome instanceof Throwable t) {
                 fail(c + " should load (non-finite weights are reported, not refused)", t);
             }
-            assertNonFiniteKept(c, outcome[0]);
-        } else if (outcome[0] instanceof SquallException e) {
-            assertTrue(e.getMessage().contains(c.file), c + ": the message does not name the file: " + e.getMessage());
-        } else if (outcome[0] instanceof Throwable t) {
-            fail(c + ": " + t.getClass().getName() + " instead of a SquallException", t);
+            assertNonFiniteKept(c, a.outcome);
         } else {
-            fail(c + " was accepted: " + outcome[0]);
+            assertRefusedNamingFile(c.toString(), c.file, a.outcome);
         }
-        long bound = loader.allocationBound(file.toFile().length());
-        assertTrue(allocated[0] <= bound, c + ": allocated " + allocated[0] + " bytes for a file of "
-                + file.toFile().length() + " (bound " + bound + ")");
-        assertFalse(Files.exists(Loader.MARKER), c + " ran its payload");
+        assertTrue(a.allocated <= a.bound, c + ": allocated " + a.allocated + " bytes (bound " + a.bound + ")");
+    }
+
+    static List<String> fuzzFinds() throws IOException {
+        try (Stream<Path> files = Files.list(Loader.corpus().resolve("fuzz"))) {
+            return files.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+    }
+
+    /** Inputs FuzzTest once broke a loader with: now each is refused cleanly. */
+    @ParameterizedTest
+    @MethodSource("fuzzFinds")
+    void fuzzFindIsRefusedCleanly(String name) {
+        Attempt a = attempt(Loader.corpus().resolve("fuzz").resolve(name));
+        assertRefusedNamingFile(name, name, a.outcome);
+        assertTrue(a.allocated <= a.bound, name + ": allocated " + a.allocated + " bytes (bound " + a.bound + ")");
+    }
+
+    private static void assertRefusedNamingFile(String what, String fileName, Object outcome) {
+        if (outcome instanceof SquallException e) {
+            assertTrue(e.getMessage().contains(fileName), what + ": the message does not name the file: "
+                    + e.getMessage());
+        } else if (outcome instanceof Throwable t) {
+            fail(what + ": " + t.getClass().getName() + " instead of a SquallException", t);
+        } else {
+            fail(what + " was accepted: " + outcome);
+        }
     }
 
     /** The weights come back with their NaN and infinities, not silently replaced. */
