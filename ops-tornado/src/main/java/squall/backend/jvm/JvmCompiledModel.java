@@ -114,6 +114,21 @@ final class JvmCompiledModel implements CompiledModel {
         return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes));
     }
 
+    /**
+     * Runs once on {@code input}, adding each step's time to {@code stepNanos} (sized by
+     * {@link #steps}), and returns the output: a per-layer profile of exactly what run() does.
+     */
+    Tensor profile(Tensor input, long[] stepNanos) {
+        String name = model.graph().inputs().keySet().iterator().next();
+        Plan plan = plan(Map.of(name, input.shape()));
+        return plan.run(Map.of(name, input), workers, stepNanos).get(model.graph().outputs().getFirst());
+    }
+
+    /** The nodes a run of this input shape executes, in order. */
+    List<squall.api.Node> steps(Shape inputShape) {
+        return plan(Map.of(model.graph().inputs().keySet().iterator().next(), inputShape)).steps();
+    }
+
     /** Plans held now (for tests). */
     int planCount() {
         return plans.size();

@@ -85,15 +85,25 @@ final class Plan {
     }
 
     Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers) {
+        return run(inputs, workers, null);
+    }
+
+    /** Runs, adding each step's nanoseconds to {@code stepNanos} when it is not null (for profiling). */
+    Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers, long[] stepNanos) {
         Execution execution = idle.poll();
         if (execution == null) {
             execution = new Execution();
         }
         try {
-            return execution.run(inputs, workers);
+            return execution.run(inputs, workers, stepNanos);
         } finally {
             idle.offer(execution);
         }
+    }
+
+    /** The nodes that run, in order (after the passes and aliasing). */
+    List<Node> steps() {
+        return steps;
     }
 
     /** One set of buffers and the kernels bound to them; used by one run at a time. */
@@ -147,11 +157,15 @@ final class Plan {
             return activationBuffers[buffers.bufferOfValue()[valueIds.get(v)]];
         }
 
-        Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers) {
+        Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers, long[] stepNanos) {
             inputs.forEach((name, t) -> System.arraycopy(t.data(), 0, inputBuffers.get(name), 0, t.data().length));
             for (int s = 0; s < work.size(); s++) {
                 try {
+                    long start = stepNanos == null ? 0 : System.nanoTime();
                     work.get(s).run(workers);
+                    if (stepNanos != null) {
+                        stepNanos[s] += System.nanoTime() - start;
+                    }
                 } catch (SquallException e) {
                     throw e;
                 } catch (RuntimeException e) {

@@ -128,7 +128,7 @@ public final class Dense implements CpuKernel {
     }
 
     private void finish(int n, int m, float dot) {
-        float value = Activation.fused(activation, dot + bias[m]);
+        float value = Vectors.flushSubnormal(Activation.fused(activation, dot + bias[m]));
         y[n * outFeatures + m] = residual == null ? value : value + residual[n * outFeatures + m];
     }
 }

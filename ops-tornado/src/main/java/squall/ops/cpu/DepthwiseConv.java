@@ -36,6 +36,9 @@ public final class DepthwiseConv implements CpuKernel {
     private final int padTop;
     private final int padLeft;
     private final int activation;
+    private final boolean clampOnly;
+    private final float lower;
+    private final float upper;
     /** Rows and columns of one phase plane, and its size with the slack an unmasked load may read. */
     private final int phaseHeight;
     private final int phaseWidth;
@@ -67,6 +70,9 @@ public final class DepthwiseConv implements CpuKernel {
         this.padTop = window[4];
         this.padLeft = window[5];
         this.activation = activation;
+        this.clampOnly = Vectors.isClamp(activation);
+        this.lower = clampOnly ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
+        this.upper = clampOnly ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
         this.phaseHeight = outHeight + (kernelH - 1) / stride;
         this.phaseWidth = outWidth + (kernelW - 1) / stride;
         this.phaseSize = phaseHeight * phaseWidth + LANES;
@@ -117,34 +123,85 @@ public final class DepthwiseConv implements CpuKernel {
                 break;
             }
             int rowBase = (y % stride * stride) * phaseSize + y / stride * phaseWidth;
-            if (stride == 1) {
-                copyRow(input, in + iy * inWidth, phases, rowBase + padLeft, Math.min(inWidth, phaseWidth - padLeft));
-                continue;
-            }
-            for (int ix = 0; ix < inWidth; ix++) {
-                int x = ix + padLeft;
-                if (x / stride < phaseWidth) {
-                    phases[rowBase + x % stride * phaseSize + x / stride] = input[in + iy * inWidth + ix];
+            int source = in + iy * inWidth - padLeft;
+            for (int rx = 0; rx < stride; rx++) {
+                // Phase column j holds padded column j·stride + rx, input column j·stride + rx − padLeft.
+                int first = Math.max(0, (padLeft - rx + stride - 1) / stride);
+                int last = Math.min(phaseWidth, (inWidth + padLeft - rx + stride - 1) / stride);
+                if (first < last) {
+                    Vectors.copyStrided(input, source + first * stride + rx, stride, phases,
+                            rowBase + rx * phaseSize + first, last - first);
                 }
             }
         }
     }
 
-    private static void copyRow(float[] from, int fromAt, float[] to, int toAt, int count) {
-        int i = 0;
-        for (; i + LANES <= count; i += LANES) {
-            FloatVector.fromArray(SPECIES, from, fromAt + i).intoArray(to, toAt + i);
+    private void convolvePlane(float[] phases, int plane) {
+        if (kernelH == 3 && kernelW == 3) {
+            convolvePlane3x3(phases, plane);
+        } else {
+            convolvePlaneAnySize(phases, plane);
         }
-        if (i < count) {
-            VectorMask<Float> rest = Vectors.firstLanes(count - i);
-            FloatVector.fromArray(SPECIES, from, fromAt + i, rest).intoArray(to, toAt + i, rest);
+        if (!clampOnly) {
+            int start = plane * outHeight * outWidth;
+            Vectors.finish(activation, output, start, start + outHeight * outWidth, residual);
         }
     }
 
-    private void convolvePlane(float[] phases, int plane) {
+    /** The 3x3 case with the nine weights and tap offsets in registers. */
+    private void convolvePlane3x3(float[] phases, int plane) {
+        int w = plane % channels * 9;
+        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
+        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
+        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
+        FloatVector w3 = FloatVector.broadcast(SPECIES, weight[w + 3]);
+        FloatVector w4 = FloatVector.broadcast(SPECIES, weight[w + 4]);
+        FloatVector w5 = FloatVector.broadcast(SPECIES, weight[w + 5]);
+        FloatVector w6 = FloatVector.broadcast(SPECIES, weight[w + 6]);
+        FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
+        FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
+        int t0 = tapOffsets[0], t1 = tapOffsets[1], t2 = tapOffsets[2], t3 = tapOffsets[3], t4 = tapOffsets[4];
+        int t5 = tapOffsets[5], t6 = tapOffsets[6], t7 = tapOffsets[7], t8 = tapOffsets[8];
+        float planeBias = bias[plane % channels];
+        int planeEnd = (plane + 1) * outHeight * outWidth;
+        for (int oy = 0; oy < outHeight; oy++) {
+            int rowOut = (plane * outHeight + oy) * outWidth;
+            for (int ox = 0; ox < outWidth; ox += LANES) {
+                int at = oy * phaseWidth + ox;
+                FloatVector sum = FloatVector.fromArray(SPECIES, phases, at + t0).fma(w0, FloatVector.broadcast(SPECIES,
+                        planeBias));
+                sum = FloatVector.fromArray(SPECIES, phases, at + t1).fma(w1, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t2).fma(w2, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t3).fma(w3, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t4).fma(w4, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t5).fma(w5, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t6).fma(w6, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t7).fma(w7, sum);
+                sum = FloatVector.fromArray(SPECIES, phases, at + t8).fma(w8, sum);
+                FloatVector value = sum.max(lower).min(upper);
+                // Past the row's end, a full store only writes the start of the next rows, computed
+                // after this one; where it would reach past the plane (another thread's), it is masked.
+                if (rowOut + ox + LANES <= planeEnd) {
+                    if (residual != null && clampOnly) {
+                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox));
+                    }
+                    value.intoArray(output, rowOut + ox);
+                } else {
+                    VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+                    if (residual != null && clampOnly) {
+                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox, valid));
+                    }
+                    value.intoArray(output, rowOut + ox, valid);
+                }
+            }
+        }
+    }
+
+    private void convolvePlaneAnySize(float[] phases, int plane) {
         int taps = kernelH * kernelW;
         int firstWeight = plane % channels * taps;
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        int planeEnd = (plane + 1) * outHeight * outWidth;
         for (int oy = 0; oy < outHeight; oy++) {
             int rowOut = (plane * outHeight + oy) * outWidth;
             for (int ox = 0; ox < outWidth; ox += LANES) {
@@ -154,15 +211,17 @@ public final class DepthwiseConv implements CpuKernel {
                     sum = FloatVector.fromArray(SPECIES, phases, at + tapOffsets[t])
                             .fma(FloatVector.broadcast(SPECIES, weight[firstWeight + t]), sum);
                 }
-                FloatVector value = Vectors.activate(activation, sum);
-                if (ox + LANES <= outWidth) {
-                    if (residual != null) {
+                FloatVector value = sum.max(lower).min(upper);
+                // Past the row's end, a full store only writes the start of the next rows, computed
+                // after this one; where it would reach past the plane (another thread's), it is masked.
+                if (rowOut + ox + LANES <= planeEnd) {
+                    if (residual != null && clampOnly) {
                         value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox));
                     }
                     value.intoArray(output, rowOut + ox);
                 } else {
                     VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-                    if (residual != null) {
+                    if (residual != null && clampOnly) {
                         value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox, valid));
                     }
                     value.intoArray(output, rowOut + ox, valid);

@@ -24,11 +24,8 @@ public final class Elementwise {
     /** y = act(x) for a fused activation code (hardsigmoid with torch's constants). */
     public static CpuKernel activation(int code, float[] x, float[] y, int size) {
         return workers -> Split.ranges(workers, (size + BLOCK - 1) / BLOCK, (from, to) -> {
-            int end = Math.min(size, to * BLOCK);
-            for (int i = from * BLOCK; i < end; i += LANES) {
-                VectorMask<Float> valid = Vectors.firstLanes(end - i);
-                Vectors.activate(code, FloatVector.fromArray(SPECIES, x, i, valid)).intoArray(y, i, valid);
-            }
+            int start = from * BLOCK;
+            Vectors.activate(code, x, start, y, start, Math.min(size, to * BLOCK) - start, null);
         });
     }
 
@@ -36,7 +33,11 @@ public final class Elementwise {
     public static CpuKernel add(float[] a, float[] b, float[] out, int size) {
         return workers -> Split.ranges(workers, (size + BLOCK - 1) / BLOCK, (from, to) -> {
             int end = Math.min(size, to * BLOCK);
-            for (int i = from * BLOCK; i < end; i += LANES) {
+            int i = from * BLOCK;
+            for (; i + LANES <= end; i += LANES) {
+                FloatVector.fromArray(SPECIES, a, i).add(FloatVector.fromArray(SPECIES, b, i)).intoArray(out, i);
+            }
+            if (i < end) {
                 VectorMask<Float> valid = Vectors.firstLanes(end - i);
                 FloatVector.fromArray(SPECIES, a, i, valid).add(FloatVector.fromArray(SPECIES, b, i, valid))
                         .intoArray(out, i, valid);
@@ -44,7 +45,10 @@ public final class Elementwise {
         });
     }
 
-    /** out[plane, :] = scale[plane] · x[plane, :]: x [N, C, H, W] times scale [N, C, 1, 1]. */
+    /**
+     * out[plane, :] = scale[plane] · x[plane, :]: x [N, C, H, W] times scale [N, C, 1, 1]. A tiny
+     * squeeze-excite gate makes subnormal products, flushed to zero (see {@link Vectors}).
+     */
     public static CpuKernel scalePlanes(float[] scale, float[] x, float[] out, int planes, int spatial) {
         return workers -> Split.ranges(workers, planes, (from, to) -> {
             for (int plane = from; plane < to; plane++) {
@@ -53,11 +57,13 @@ public final class Elementwise {
                 int end = start + spatial;
                 int i = start;
                 for (; i + LANES <= end; i += LANES) {
-                    s.mul(FloatVector.fromArray(SPECIES, x, i)).intoArray(out, i);
+                    FloatVector v = s.mul(FloatVector.fromArray(SPECIES, x, i));
+                    v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoArray(out, i);
                 }
                 if (i < end) {
                     VectorMask<Float> valid = Vectors.firstLanes(end - i);
-                    s.mul(FloatVector.fromArray(SPECIES, x, i, valid)).intoArray(out, i, valid);
+                    FloatVector v = s.mul(FloatVector.fromArray(SPECIES, x, i, valid));
+                    v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoArray(out, i, valid);
                 }
             }
         });

@@ -111,6 +111,10 @@ public final class GemmConv implements CpuKernel {
         int strideW = window[3];
         int plane = imageStart + c * inHeight * inWidth;
         int rowStart = row * outHeight * outWidth;
+        // Output columns whose tap lands inside the image: ix = ox·strideW − padLeft + kx·dilationW in [0, inWidth).
+        int shift = kx * window[9] - window[5];
+        int firstX = Math.min(outWidth, Math.max(0, (-shift + strideW - 1) / strideW));
+        int lastX = Math.max(firstX, Math.min(outWidth, (inWidth - shift + strideW - 1) / strideW));
         for (int oy = 0; oy < outHeight; oy++) {
             int iy = oy * strideH - window[4] + ky * window[8];
             int at = rowStart + oy * outWidth;
@@ -118,11 +122,10 @@ public final class GemmConv implements CpuKernel {
                 java.util.Arrays.fill(columns, at, at + outWidth, 0f);
                 continue;
             }
-            int source = plane + iy * inWidth;
-            for (int ox = 0; ox < outWidth; ox++) {
-                int ix = ox * strideW - window[5] + kx * window[9];
-                columns[at + ox] = ix >= 0 && ix < inWidth ? input[source + ix] : 0f;
-            }
+            java.util.Arrays.fill(columns, at, at + firstX, 0f);
+            Vectors.copyStrided(input, plane + iy * inWidth + firstX * strideW + shift, strideW, columns, at + firstX,
+                    lastX - firstX);
+            java.util.Arrays.fill(columns, at + lastX, at + outWidth, 0f);
         }
     }
 }

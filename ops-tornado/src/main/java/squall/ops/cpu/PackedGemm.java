@@ -24,6 +24,10 @@ public final class PackedGemm {
     private final int rows;
     private final int depth;
     private final int activation;
+    /** The activation when it is a clamp (else none here, and {@link Vectors#finish} applies it). */
+    private final float lower;
+    private final float upper;
+    private final boolean clampOnly;
 
     /** {@code weight} is [rows, depth] row-major; {@code bias} has {@code rows} values. */
     public PackedGemm(float[] weight, float[] bias, int rows, int depth, int activation) {
@@ -32,6 +36,9 @@ public final class PackedGemm {
         this.rows = rows;
         this.depth = depth;
         this.activation = activation;
+        this.clampOnly = Vectors.isClamp(activation);
+        this.lower = clampOnly ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
+        this.upper = clampOnly ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
     }
 
     /** Panel p holds rows [12p, 12p + 12) as [depth][12]. */
@@ -61,18 +68,59 @@ public final class PackedGemm {
      */
     public void compute(int panel, int from, int to, float[] b, int bStart, int columns, float[] residual,
                         float[] out, int outStart) {
-        int col = from;
-        for (; col + TILE_COLUMNS <= to; col += TILE_COLUMNS) {
-            wideTile(panel, b, bStart + col, columns, residual, out, outStart + col, columns);
+        float[] tile = new float[TILE_ROWS * TILE_COLUMNS];
+        for (int col = from; col < to; col += TILE_COLUMNS) {
+            int width = Math.min(TILE_COLUMNS, to - col);
+            if (width == TILE_COLUMNS) {
+                wideTile(panel, b, bStart + col, columns, tile);
+            } else {
+                narrowTile(panel, b, bStart + col, columns, tile, 0, Vectors.firstLanes(width));
+                if (width > LANES) {
+                    narrowTile(panel, b, bStart + col + LANES, columns, tile, LANES, Vectors.firstLanes(width - LANES));
+                }
+            }
+            epilogue(tile, panel, width, residual, out, outStart + col, columns);
         }
-        for (; col < to; col += LANES) {
-            narrowTile(panel, b, bStart + col, columns, residual, out, outStart + col, columns,
-                    Vectors.firstLanes(to - col));
+        if (!clampOnly) {
+            for (int row = panel * TILE_ROWS; row < Math.min(rows, (panel + 1) * TILE_ROWS); row++) {
+                Vectors.finish(activation, out, outStart + row * columns + from, outStart + row * columns + to, residual);
+            }
         }
     }
 
-    private void wideTile(int panel, float[] b, int bAt, int bStride, float[] residual, float[] out, int outAt,
+    /**
+     * out = act(tile + bias) + residual for the panel's real rows and the tile's first {@code width}
+     * columns. Kept apart from the microkernels so that each stays small enough for C2 to inline
+     * every vector operation (a vector passed to a call that is not inlined is boxed: ~100x slower).
+     */
+    private void epilogue(float[] tile, int panel, int width, float[] residual, float[] out, int outAt,
                           int outStride) {
+        int firstRow = panel * TILE_ROWS;
+        for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
+            float rowBias = bias[row];
+            int at = outAt + row * outStride;
+            int tileAt = (row - firstRow) * TILE_COLUMNS;
+            for (int c = 0; c < width; c += LANES) {
+                FloatVector v = FloatVector.fromArray(SPECIES, tile, tileAt + c).add(rowBias);
+                v = v.max(lower).min(upper);
+                if (c + LANES <= width) {
+                    if (residual != null && clampOnly) {
+                        v = v.add(FloatVector.fromArray(SPECIES, residual, at + c));
+                    }
+                    v.intoArray(out, at + c);
+                } else {
+                    VectorMask<Float> valid = Vectors.firstLanes(width - c);
+                    if (residual != null && clampOnly) {
+                        v = v.add(FloatVector.fromArray(SPECIES, residual, at + c, valid));
+                    }
+                    v.intoArray(out, at + c, valid);
+                }
+            }
+        }
+    }
+
+    /** tile[12][2 vectors] = the panel's rows of A times B's 2 vectors of columns at bAt. */
+    private void wideTile(int panel, float[] b, int bAt, int bStride, float[] tile) {
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         FloatVector c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
@@ -119,48 +167,43 @@ public final class PackedGemm {
             cb0 = b0.fma(a11, cb0);
             cb1 = b1.fma(a11, cb1);
         }
-        int row = panel * TILE_ROWS;
-        store(c00, c01, row, residual, out, outAt, outStride);
-        store(c10, c11, row + 1, residual, out, outAt, outStride);
-        store(c20, c21, row + 2, residual, out, outAt, outStride);
-        store(c30, c31, row + 3, residual, out, outAt, outStride);
-        store(c40, c41, row + 4, residual, out, outAt, outStride);
-        store(c50, c51, row + 5, residual, out, outAt, outStride);
-        store(c60, c61, row + 6, residual, out, outAt, outStride);
-        store(c70, c71, row + 7, residual, out, outAt, outStride);
-        store(c80, c81, row + 8, residual, out, outAt, outStride);
-        store(c90, c91, row + 9, residual, out, outAt, outStride);
-        store(ca0, ca1, row + 10, residual, out, outAt, outStride);
-        store(cb0, cb1, row + 11, residual, out, outAt, outStride);
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, LANES);
+        c10.intoArray(tile, TILE_COLUMNS);
+        c11.intoArray(tile, TILE_COLUMNS + LANES);
+        c20.intoArray(tile, 2 * TILE_COLUMNS);
+        c21.intoArray(tile, 2 * TILE_COLUMNS + LANES);
+        c30.intoArray(tile, 3 * TILE_COLUMNS);
+        c31.intoArray(tile, 3 * TILE_COLUMNS + LANES);
+        c40.intoArray(tile, 4 * TILE_COLUMNS);
+        c41.intoArray(tile, 4 * TILE_COLUMNS + LANES);
+        c50.intoArray(tile, 5 * TILE_COLUMNS);
+        c51.intoArray(tile, 5 * TILE_COLUMNS + LANES);
+        c60.intoArray(tile, 6 * TILE_COLUMNS);
+        c61.intoArray(tile, 6 * TILE_COLUMNS + LANES);
+        c70.intoArray(tile, 7 * TILE_COLUMNS);
+        c71.intoArray(tile, 7 * TILE_COLUMNS + LANES);
+        c80.intoArray(tile, 8 * TILE_COLUMNS);
+        c81.intoArray(tile, 8 * TILE_COLUMNS + LANES);
+        c90.intoArray(tile, 9 * TILE_COLUMNS);
+        c91.intoArray(tile, 9 * TILE_COLUMNS + LANES);
+        ca0.intoArray(tile, 10 * TILE_COLUMNS);
+        ca1.intoArray(tile, 10 * TILE_COLUMNS + LANES);
+        cb0.intoArray(tile, 11 * TILE_COLUMNS);
+        cb1.intoArray(tile, 11 * TILE_COLUMNS + LANES);
     }
 
-    /** The epilogue of one row of a wide tile: bias, activation, residual, store. */
-    private void store(FloatVector left, FloatVector right, int row, float[] residual, float[] out, int outAt,
-                       int outStride) {
-        if (row >= rows) {
-            return;
-        }
-        FloatVector rowBias = FloatVector.broadcast(SPECIES, bias[row]);
-        FloatVector v0 = Vectors.activate(activation, left.add(rowBias));
-        FloatVector v1 = Vectors.activate(activation, right.add(rowBias));
-        int at = outAt + row * outStride;
-        if (residual != null) {
-            v0 = v0.add(FloatVector.fromArray(SPECIES, residual, at));
-            v1 = v1.add(FloatVector.fromArray(SPECIES, residual, at + LANES));
-        }
-        v0.intoArray(out, at);
-        v1.intoArray(out, at + LANES);
-    }
-
-    /** One vector of columns, the first lanes of {@code valid}: the right edge of the image. */
-    private void narrowTile(int panel, float[] b, int bAt, int bStride, float[] residual, float[] out, int outAt,
-                            int outStride, VectorMask<Float> valid) {
+    /** One vector of columns, the first lanes of {@code valid}, into tile column {@code tileColumn}: the image's right edge. */
+    private void narrowTile(int panel, float[] b, int bAt, int bStride, float[] tile, int tileColumn,
+                            VectorMask<Float> valid) {
         FloatVector c0 = FloatVector.zero(SPECIES), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
         for (int k = 0; k < depth; k++, w += TILE_ROWS, bAt += bStride) {
-            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bAt, valid);
+            // Lanes past the row's end read the next row (or are masked at the array's end); they are never stored.
+            FloatVector b0 = bAt + LANES <= b.length ? FloatVector.fromArray(SPECIES, b, bAt)
+                    : FloatVector.fromArray(SPECIES, b, bAt, valid);
             c0 = b0.fma(FloatVector.broadcast(SPECIES, a[w]), c0);
             c1 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 1]), c1);
             c2 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 2]), c2);
@@ -174,31 +217,17 @@ public final class PackedGemm {
             c10 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 10]), c10);
             c11 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 11]), c11);
         }
-        int row = panel * TILE_ROWS;
-        storeNarrow(c0, row, residual, out, outAt, outStride, valid);
-        storeNarrow(c1, row + 1, residual, out, outAt, outStride, valid);
-        storeNarrow(c2, row + 2, residual, out, outAt, outStride, valid);
-        storeNarrow(c3, row + 3, residual, out, outAt, outStride, valid);
-        storeNarrow(c4, row + 4, residual, out, outAt, outStride, valid);
-        storeNarrow(c5, row + 5, residual, out, outAt, outStride, valid);
-        storeNarrow(c6, row + 6, residual, out, outAt, outStride, valid);
-        storeNarrow(c7, row + 7, residual, out, outAt, outStride, valid);
-        storeNarrow(c8, row + 8, residual, out, outAt, outStride, valid);
-        storeNarrow(c9, row + 9, residual, out, outAt, outStride, valid);
-        storeNarrow(c10, row + 10, residual, out, outAt, outStride, valid);
-        storeNarrow(c11, row + 11, residual, out, outAt, outStride, valid);
-    }
-
-    private void storeNarrow(FloatVector sum, int row, float[] residual, float[] out, int outAt, int outStride,
-                             VectorMask<Float> valid) {
-        if (row >= rows) {
-            return;
-        }
-        int at = outAt + row * outStride;
-        FloatVector v = Vectors.activate(activation, sum.add(bias[row]));
-        if (residual != null) {
-            v = v.add(FloatVector.fromArray(SPECIES, residual, at, valid));
-        }
-        v.intoArray(out, at, valid);
+        c0.intoArray(tile, tileColumn);
+        c1.intoArray(tile, TILE_COLUMNS + tileColumn);
+        c2.intoArray(tile, 2 * TILE_COLUMNS + tileColumn);
+        c3.intoArray(tile, 3 * TILE_COLUMNS + tileColumn);
+        c4.intoArray(tile, 4 * TILE_COLUMNS + tileColumn);
+        c5.intoArray(tile, 5 * TILE_COLUMNS + tileColumn);
+        c6.intoArray(tile, 6 * TILE_COLUMNS + tileColumn);
+        c7.intoArray(tile, 7 * TILE_COLUMNS + tileColumn);
+        c8.intoArray(tile, 8 * TILE_COLUMNS + tileColumn);
+        c9.intoArray(tile, 9 * TILE_COLUMNS + tileColumn);
+        c10.intoArray(tile, 10 * TILE_COLUMNS + tileColumn);
+        c11.intoArray(tile, 11 * TILE_COLUMNS + tileColumn);
     }
 }

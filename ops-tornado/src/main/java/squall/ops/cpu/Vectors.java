@@ -25,30 +25,216 @@ public final class Vectors {
     private Vectors() {
     }
 
-    /** The fused activation {@code code} (an {@link Activation} code up to HARDSWISH) of every lane. */
-    public static FloatVector activate(int code, FloatVector x) {
+    /*
+     * Every activation below is a loop of its own with the formula written out in the loop body:
+     * a vector passed to a method that C2 does not inline is boxed (~100x slower), and C2 does not
+     * reliably inline a vector helper into a big kernel. So kernels apply clamps (none, relu,
+     * relu6) in their registers and hand other activations to these loops over what they wrote.
+     *
+     * sigmoid and silu of inputs below about -87 are subnormal floats. x86 takes a microcode assist
+     * of ~100 cycles for every multiply with a subnormal operand, and an EfficientNet's
+     * squeeze-excite gates hand thousands of them to the next 1x1 conv (measured: 30x slower
+     * layers). Native runtimes set the CPU's flush-to-zero mode; Java cannot, so these results
+     * are flushed to zero: a change of less than 1.2e-38 in absolute value.
+     */
+
+    /**
+     * Whether an activation is a clamp to [{@link #lowerBound}, {@link #upperBound}] (none, relu,
+     * relu6), which kernels apply in their register epilogue.
+     */
+    public static boolean isClamp(int code) {
+        return code == Activation.NONE || code == Activation.RELU || code == Activation.RELU6;
+    }
+
+    public static float lowerBound(int code) {
+        return code == Activation.RELU || code == Activation.RELU6 ? 0f : Float.NEGATIVE_INFINITY;
+    }
+
+    public static float upperBound(int code) {
+        return code == Activation.RELU6 ? 6f : Float.POSITIVE_INFINITY;
+    }
+
+    /** values[from, to) = act(values) + residual[from, to) in place; residual may be null. */
+    public static void finish(int code, float[] values, int from, int to, float[] residual) {
+        activate(code, values, from, values, from, to - from, residual);
+    }
+
+    /** y[yAt + i] = act(x[xAt + i]) + residual[yAt + i] for i in [0, count); residual may be null. */
+    public static void activate(int code, float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
         switch (code) {
-            case Activation.RELU:
-                return x.max(ZERO);
-            case Activation.RELU6:
-                return x.max(ZERO).min(SIX);
-            case Activation.SIGMOID:
-                return ONE.div(x.neg().lanewise(VectorOperators.EXP).add(ONE));
-            case Activation.SILU:
-                return x.div(x.neg().lanewise(VectorOperators.EXP).add(ONE));
-            case Activation.HARDSIGMOID:
-                return x.fma(HARDSIGMOID_ALPHA, HALF).max(ZERO).min(ONE);
-            case Activation.HARDSWISH:
-                // x * relu6(x + 3) / 6 in the portable kernel's order: (x * r) / 6, not x * (r / 6).
-                return x.mul(x.add(THREE).max(ZERO).min(SIX)).div(SIX);
-            default:
-                return x;
+            case Activation.SIGMOID -> sigmoid(x, xAt, y, yAt, count, residual);
+            case Activation.SILU -> silu(x, xAt, y, yAt, count, residual);
+            case Activation.HARDSIGMOID -> hardsigmoid(x, xAt, y, yAt, count, residual);
+            case Activation.HARDSWISH -> hardswish(x, xAt, y, yAt, count, residual);
+            default -> clamp(lowerBound(code), upperBound(code), x, xAt, y, yAt, count, residual);
         }
     }
 
-    /** Lanes [0, count) of a vector; count may exceed LANES. */
+    private static void clamp(float lower, float upper, float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
+            v = v.max(lower).min(upper);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
+            }
+            v.intoArray(y, yAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> valid = firstLanes(count - i);
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
+            v = v.max(lower).min(upper);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
+            }
+            v.intoArray(y, yAt + i, valid);
+        }
+    }
+
+    private static void sigmoid(float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
+            v = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
+            }
+            v.intoArray(y, yAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> valid = firstLanes(count - i);
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
+            v = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
+            }
+            v.intoArray(y, yAt + i, valid);
+        }
+    }
+
+    private static void silu(float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
+            v = v.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
+            }
+            v.intoArray(y, yAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> valid = firstLanes(count - i);
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
+            v = v.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
+            }
+            v.intoArray(y, yAt + i, valid);
+        }
+    }
+
+    private static void hardsigmoid(float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
+            v = v.fma(HARDSIGMOID_ALPHA, HALF).max(ZERO).min(ONE);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
+            }
+            v.intoArray(y, yAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> valid = firstLanes(count - i);
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
+            v = v.fma(HARDSIGMOID_ALPHA, HALF).max(ZERO).min(ONE);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
+            }
+            v.intoArray(y, yAt + i, valid);
+        }
+    }
+
+    /** x * relu6(x + 3) / 6 in the portable kernel's order: (x * r) / 6, not x * (r / 6). */
+    private static void hardswish(float[] x, int xAt, float[] y, int yAt, int count, float[] residual) {
+        int i = 0;
+        for (; i + LANES <= count; i += LANES) {
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
+            v = v.mul(v.add(THREE).max(ZERO).min(SIX)).div(SIX);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
+            }
+            v.intoArray(y, yAt + i);
+        }
+        if (i < count) {
+            VectorMask<Float> valid = firstLanes(count - i);
+            FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
+            v = v.mul(v.add(THREE).max(ZERO).min(SIX)).div(SIX);
+            if (residual != null) {
+                v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
+            }
+            v.intoArray(y, yAt + i, valid);
+        }
+    }
+
+    /** A subnormal value becomes zero (see above). */
+    public static float flushSubnormal(float x) {
+        return Math.abs(x) < Float.MIN_NORMAL ? 0f : x;
+    }
+
+    /**
+     * to[toAt + j] = from[fromAt + j·stride] for j in [0, count): a vector copy for stride 1, the
+     * even lanes of vector pairs (one vpermi2ps per vector) for stride 2, scalar otherwise and for
+     * the tail.
+     */
+    public static void copyStrided(float[] from, int fromAt, int stride, float[] to, int toAt, int count) {
+        int j = 0;
+        if (stride == 1) {
+            for (; j + LANES <= count; j += LANES) {
+                FloatVector.fromArray(SPECIES, from, fromAt + j).intoArray(to, toAt + j);
+            }
+        } else if (stride == 2) {
+            for (; j + LANES <= count && fromAt + 2 * j + 2 * LANES <= from.length; j += LANES) {
+                int at = fromAt + 2 * j;
+                EVEN_LANES.selectFrom(FloatVector.fromArray(SPECIES, from, at),
+                        FloatVector.fromArray(SPECIES, from, at + LANES)).intoArray(to, toAt + j);
+            }
+        }
+        for (; j < count; j++) {
+            to[toAt + j] = from[fromAt + j * stride];
+        }
+    }
+
+    /** Lane indexes 0, 2, 4, ... into two concatenated vectors. */
+    private static final FloatVector EVEN_LANES = FloatVector.fromArray(SPECIES, evenIndexes(), 0);
+
+    private static float[] evenIndexes() {
+        float[] indexes = new float[LANES];
+        for (int i = 0; i < LANES; i++) {
+            indexes[i] = 2 * i;
+        }
+        return indexes;
+    }
+
+    /**
+     * Lanes [0, count) of a vector; count may exceed LANES. Taken from a table made once: building
+     * a mask with indexInRange in a kernel is not reliably intrinsified and then costs more than the
+     * masked operation it serves.
+     */
     public static VectorMask<Float> firstLanes(int count) {
-        return SPECIES.indexInRange(0, count);
+        return PREFIXES[Math.min(count, LANES)];
+    }
+
+    @SuppressWarnings("unchecked")
+    private static final VectorMask<Float>[] PREFIXES = new VectorMask[LANES + 1];
+
+    static {
+        for (int count = 0; count <= LANES; count++) {
+            PREFIXES[count] = SPECIES.indexInRange(0, count);
+        }
     }
 
 }

@@ -69,7 +69,8 @@ public final class Passes {
         for (int i = 0; i < nodes.length; i++) {
             Node norm = nodes[i];
             int p = uses.producerIndex(norm.input(0));
-            if (!norm.op().equals("batch_norm") || p < 0 || !foldable(nodes[p], norm, uses, model)) {
+            if (norm == null || !norm.op().equals("batch_norm") || p < 0 || nodes[p] == null
+                    || !foldable(nodes[p], norm, uses, model)) {
                 continue;
             }
             Node layer = nodes[p];
@@ -102,6 +103,7 @@ public final class Passes {
             inputs.set(2, biasName);
             nodes[p] = new Node(layer.name(), layer.op(), inputs, norm.outputs(), layer.attributes());
             nodes[i] = null;
+            uses.moved(norm.output(), p);
         }
         return rebuild(model, nodes, added);
     }
@@ -136,7 +138,8 @@ public final class Passes {
         for (int i = 0; i < nodes.length; i++) {
             Node act = nodes[i];
             int p = uses.producerIndex(act.input(0));
-            if (!FUSABLE_ACTIVATIONS.contains(act.op()) || !hasTorchConstants(act) || p < 0) {
+            if (act == null || !FUSABLE_ACTIVATIONS.contains(act.op()) || !hasTorchConstants(act) || p < 0
+                    || nodes[p] == null) {
                 continue;
             }
             Node layer = nodes[p];
@@ -146,6 +149,7 @@ public final class Passes {
                 nodes[p] = new Node(layer.name(), layer.op(), layer.inputs(), act.outputs(),
                         layer.attributes().with("activation", act.op()));
                 nodes[i] = null;
+                uses.moved(act.output(), p);
             }
         }
         return rebuild(model, nodes, Map.of());
@@ -176,7 +180,7 @@ public final class Passes {
             for (int side = 1; side >= 0; side--) {
                 int p = uses.producerIndex(add.input(side));
                 String residual = add.input(1 - side);
-                if (p < 0 || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
+                if (p < 0 || nodes[p] == null || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
                         || !uses.onlyReaderIs(add.input(side), add) || uses.producerIndex(residual) >= p) {
                     continue;
                 }
@@ -188,6 +192,7 @@ public final class Passes {
                 inputs.add(residual);
                 nodes[p] = new Node(conv.name(), conv.op(), inputs, add.outputs(), conv.attributes());
                 nodes[i] = null;
+                uses.moved(add.output(), p);
                 break;
             }
         }
@@ -259,6 +264,11 @@ public final class Passes {
         /** Index of the node writing {@code value}, -1 for inputs and parameters. */
         int producerIndex(String value) {
             return producer.getOrDefault(value, -1);
+        }
+
+        /** A fusion made node {@code index} write {@code value}. */
+        void moved(String value, int index) {
+            producer.put(value, index);
         }
 
         Node producer(String value) {

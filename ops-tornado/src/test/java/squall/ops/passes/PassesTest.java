@@ -164,6 +164,24 @@ class PassesTest {
         }
     }
 
+    /** Chains, where one fusion's result feeds the next candidate: stacked blocks, act(act(conv)), bn(bn(conv)). */
+    @Test
+    void chainsOfBlocksAndRepeatedOpsFuseOnce() {
+        Model model = model(b -> {
+            String x = "x";
+            for (int block = 0; block < 3; block++) {
+                String c = batchNorm(b, "bn" + block, conv(b, "conv" + block, x, 6, 6, 1, 1, false), 6);
+                x = b.op("add", "add" + block, Attributes.EMPTY, b.op("relu", "relu" + block, Attributes.EMPTY, c), x);
+            }
+            x = b.op("relu6", "twice", Attributes.EMPTY, b.op("relu", "once", Attributes.EMPTY,
+                    conv(b, "last", x, 6, 6, 3, 6, true)));
+            return batchNorm(b, "bn_b", batchNorm(b, "bn_a", x, 6), 6);
+        });
+        Model optimized = assertKeepsOutputs(model, m -> withResiduals(Passes.optimize(m)));
+        assertEquals(List.of("conv2d", "conv2d", "conv2d", "conv2d", "relu6", "batch_norm", "batch_norm"),
+                ops(optimized));
+    }
+
     @Test
     void residualAddStaysWhenItBroadcastsOrTheConvIsReadTwice() {
         Model broadcast = model(b -> b.op("add", "add", Attributes.EMPTY,

@@ -1,0 +1,128 @@
+package squall.ops.cpu;
+
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import squall.api.Attributes;
+import squall.api.CpuKernel;
+import squall.api.Node;
+import squall.api.Operator;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.Workers;
+import squall.backend.jvm.JvmKernelContext;
+import squall.ops.BuiltinOperators;
+
+/**
+ * Prints the speed of the CPU kernels on MobileNetV2 and EfficientNet-B0 layer shapes at 224x224
+ * (a benchmark, not a test): per layer the median time of repeated runs after a warm-up, and
+ * GFLOP/s at 2 FLOPs per multiply-add. Run it from ops-tornado with
+ * {@code java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:<api jar>
+ * squall.ops.cpu.LayerBench [threads] [batch]}.
+ */
+public final class LayerBench {
+    private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
+
+    /** conv2d with a kernel, stride and groups (groups = -1: depthwise) on [batch, in, size, size]. */
+    record Layer(String name, int in, int size, int out, int kernel, int stride, boolean depthwise, String activation) {
+    }
+
+    private static final List<Layer> LAYERS = List.of(
+            new Layer("stem 3x3 s2", 3, 224, 32, 3, 2, false, "relu6"),
+            new Layer("v2 dw 32 @112", 32, 112, 32, 3, 1, true, "relu6"),
+            new Layer("v2 pw 32->16 @112", 32, 112, 16, 1, 1, false, "none"),
+            new Layer("v2 pw 16->96 @112", 16, 112, 96, 1, 1, false, "relu6"),
+            new Layer("v2 dw 96 s2 @112", 96, 112, 96, 3, 2, true, "relu6"),
+            new Layer("v2 pw 96->24 @56", 96, 56, 24, 1, 1, false, "none"),
+            new Layer("v2 pw 24->144 @56", 24, 56, 144, 1, 1, false, "relu6"),
+            new Layer("v2 dw 144 @56", 144, 56, 144, 3, 1, true, "relu6"),
+            new Layer("v2 pw 144->24 @56", 144, 56, 24, 1, 1, false, "none"),
+            new Layer("v2 dw 144 s2 @56", 144, 56, 144, 3, 2, true, "relu6"),
+            new Layer("v2 pw 144->32 @28", 144, 28, 32, 1, 1, false, "none"),
+            new Layer("v2 pw 32->192 @28", 32, 28, 192, 1, 1, false, "relu6"),
+            new Layer("v2 dw 192 @28", 192, 28, 192, 3, 1, true, "relu6"),
+            new Layer("v2 pw 192->32 @28", 192, 28, 32, 1, 1, false, "none"),
+            new Layer("v2 pw 64->384 @14", 64, 14, 384, 1, 1, false, "relu6"),
+            new Layer("v2 dw 384 @14", 384, 14, 384, 3, 1, true, "relu6"),
+            new Layer("v2 pw 384->64 @14", 384, 14, 64, 1, 1, false, "none"),
+            new Layer("v2 pw 96->576 @14", 96, 14, 576, 1, 1, false, "relu6"),
+            new Layer("v2 dw 576 s2 @14", 576, 14, 576, 3, 2, true, "relu6"),
+            new Layer("v2 pw 160->960 @7", 160, 7, 960, 1, 1, false, "relu6"),
+            new Layer("v2 dw 960 @7", 960, 7, 960, 3, 1, true, "relu6"),
+            new Layer("v2 pw 960->160 @7", 960, 7, 160, 1, 1, false, "none"),
+            new Layer("v2 pw 320->1280 @7", 320, 7, 1280, 1, 1, false, "relu6"),
+            new Layer("b0 dw5 144 s2 @56", 144, 56, 144, 5, 2, true, "silu"),
+            new Layer("b0 dw5 672 @14", 672, 14, 672, 5, 1, true, "silu"),
+            new Layer("b0 pw 112->672 @14", 112, 14, 672, 1, 1, false, "silu"),
+            new Layer("b0 dw5 1152 @7", 1152, 7, 1152, 5, 1, true, "silu"),
+            new Layer("v2s fused 3x3 24->96 s2 @112", 24, 112, 96, 3, 2, false, "silu"),
+            new Layer("v2s fused 3x3 24->24 @112", 24, 112, 24, 3, 1, false, "silu"));
+
+    private LayerBench() {
+    }
+
+    public static void main(String[] args) {
+        int threads = args.length > 0 ? Integer.parseInt(args[0]) : 2;
+        int batch = args.length > 1 ? Integer.parseInt(args[1]) : 1;
+        String only = args.length > 2 ? args[2] : "";
+        Workers workers = Workers.of(threads);
+        System.out.printf("%d threads, batch %d, %s lanes %d; median of 7 repeats%n", threads, batch,
+                Vectors.SPECIES, Vectors.LANES);
+        double totalMs = 0;
+        for (Layer layer : LAYERS) {
+            if (!layer.name().contains(only)) {
+                continue;
+            }
+            double ms = time(layer, batch, workers);
+            totalMs += ms;
+            int outSize = (layer.size() + 2 * (layer.kernel() / 2) - layer.kernel()) / layer.stride() + 1;
+            double macs = (double) batch * layer.out() * outSize * outSize * layer.kernel() * layer.kernel()
+                    * (layer.depthwise() ? 1 : layer.in());
+            System.out.printf("%-30s %8.3f ms %8.1f GFLOP/s%n", layer.name(), ms, 2 * macs / ms / 1e6);
+        }
+        System.out.printf("sum %.2f ms%n", totalMs);
+        linear(batch, workers);
+    }
+
+    private static double time(Layer layer, int batch, Workers workers) {
+        int groups = layer.depthwise() ? layer.in() : 1;
+        List<Shape> shapes = Arrays.asList(Shape.of(batch, layer.in(), layer.size(), layer.size()),
+                Shape.of(layer.out(), layer.in() / groups, layer.kernel(), layer.kernel()), Shape.of(layer.out()));
+        Attributes attributes = Attributes.of("stride", layer.stride(), "padding", layer.kernel() / 2, "groups", groups,
+                "activation", layer.activation());
+        return timeOp("conv2d", attributes, shapes, workers);
+    }
+
+    private static void linear(int batch, Workers workers) {
+        List<Shape> shapes = List.of(Shape.of(batch, 1280), Shape.of(1000, 1280), Shape.of(1000));
+        double ms = timeOp("linear", Attributes.EMPTY, shapes, workers);
+        System.out.printf("%-30s %8.3f ms %8.1f GFLOP/s%n", "linear 1280->1000", ms, 2.0 * batch * 1280 * 1000 / ms / 1e6);
+    }
+
+    /** Median milliseconds of one run, after about half a second of warm-up runs. */
+    static double timeOp(String op, Attributes attributes, List<Shape> shapes, Workers workers) {
+        Operator operator = BUILTIN.get(op);
+        Node node = new Node("bench", op, List.of("x", "w", "b"), List.of("y"), attributes);
+        Random random = new Random(1);
+        float[][] inputs = shapes.stream().map(s -> CpuKernelsTest.random(random, s.size(), 1f)).toArray(float[][]::new);
+        var context = JvmKernelContext.withNewOutputs(node, shapes, operator.outputShapes(node, shapes), inputs);
+        CpuKernel kernel = operator.cpuKernel(context);
+        long warmEnd = System.nanoTime() + 500_000_000L;
+        int runsPerRepeat = 1;
+        while (System.nanoTime() < warmEnd) {
+            kernel.run(workers);
+            runsPerRepeat++;
+        }
+        runsPerRepeat = Math.max(3, runsPerRepeat / 10);
+        double[] repeats = new double[7];
+        for (int r = 0; r < repeats.length; r++) {
+            long start = System.nanoTime();
+            for (int i = 0; i < runsPerRepeat; i++) {
+                kernel.run(workers);
+            }
+            repeats[r] = (System.nanoTime() - start) / 1e6 / runsPerRepeat;
+        }
+        Arrays.sort(repeats);
+        return repeats[repeats.length / 2];
+    }
+}
