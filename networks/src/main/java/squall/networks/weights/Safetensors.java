@@ -67,7 +67,7 @@ public final class Safetensors {
                             + "; Squall reads float weights (F32, F16, BF16, F64). Remove it or convert it to float");
                 }
                 Shape shape = shape(file, e.name, e.shape);
-                float[] data = new float[shape.size()];
+                float[] data = Weights.floats(file, e.name, shape.size());
                 e.dtype.toFloats(bytes, dataStart + e.begin, data, data.length);
                 tensors.put(e.name, new Tensor(shape, data));
             }

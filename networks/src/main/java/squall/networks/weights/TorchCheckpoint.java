@@ -129,7 +129,12 @@ final class TorchCheckpoint {
                     + "from .pth files, convert the checkpoint to safetensors");
         }
         try (InputStream in = zip.getInputStream(entry)) {
-            byte[] bytes = new byte[(int) size];
+            byte[] bytes;
+            try {
+                bytes = new byte[(int) size];
+            } catch (OutOfMemoryError e) {
+                throw Weights.outOfHeap(file, "entry " + entry.getName(), size);
+            }
             int read = in.readNBytes(bytes, 0, bytes.length);
             if (read != size || in.read() != -1) {
                 throw new SquallException.BadFile(where + " declares " + size + " bytes but holds "
@@ -325,7 +330,7 @@ final class TorchCheckpoint {
             throw new SquallException.BadFile(where + " reads elements " + ref.offset() + " to "
                     + (ref.offset() + count) + " of a storage holding " + s.viewSize() + "; the file is damaged");
         }
-        float[] data = new float[count];
+        float[] data = Weights.floats(file, name, count);
         s.dtype().toFloats(bytes, base + (s.viewOffset() + ref.offset()) * s.dtype().byteSize(), data, count);
         return new Tensor(shape, data);
     }

@@ -97,6 +97,32 @@ public final class Weights {
         return true;
     }
 
+    /**
+     * The float32 array for one tensor of {@code file}. A file too big for the heap is a common
+     * mistake (the default heap is a quarter of RAM), so running out is reported with the sizes
+     * and the fix, not as an OutOfMemoryError; a failed array allocation leaves the heap usable.
+     */
+    static float[] floats(Path file, String tensor, int count) {
+        try {
+            return new float[count];
+        } catch (OutOfMemoryError e) {
+            throw outOfHeap(file, "tensor '" + tensor + "'", 4L * count);
+        }
+    }
+
+    /** The error for a file whose {@code what} of {@code bytes} did not fit in the heap. */
+    static SquallException outOfHeap(Path file, String what, long bytes) {
+        long fileBytes = file.toFile().length();
+        return new SquallException("not enough Java heap to load " + file + ": " + what + " needs " + mib(bytes)
+                + " and the whole file about " + mib(fileBytes) + " as float32 (twice that for a float16 file), but "
+                + "the heap is at most " + mib(Runtime.getRuntime().maxMemory()) + ". Start java with a larger heap, "
+                + "e.g. -Xmx" + (3 * fileBytes / (1 << 30) + 1) + "g");
+    }
+
+    private static String mib(long bytes) {
+        return (bytes + (1 << 20) - 1) / (1 << 20) + " MiB";
+    }
+
     private static void warnNonFinite(Path file, Map<String, Tensor> tensors) {
         for (var e : tensors.entrySet()) {
             int nonFinite = 0;
