@@ -1,38 +1,51 @@
 package squall.api;
 
-import java.util.concurrent.ForkJoinPool;
-import java.util.concurrent.RecursiveAction;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.LockSupport;
 import java.util.function.IntConsumer;
 
 /**
  * The threads a JVM-backend run may use. {@link #forEach} splits {@code tasks} independent pieces
  * of work over at most {@link #count()} threads and returns when all are done. One Workers is
  * shared by every model that uses the same pool, so parallel callers do not oversubscribe cores.
+ *
+ * <p>A network runs ~150 short kernels one after another, so the cost of one fork/join round trip
+ * matters (a ForkJoinPool invoke measured 10-15 µs on 2 cores). Here the calling thread works too,
+ * and {@code count - 1} persistent helpers claim task indices from a shared counter; a helper spins
+ * briefly after a job (the next kernel usually follows within microseconds), then parks, and ends
+ * after a few idle seconds (it is started again on the next job). Only one caller at a time gets the
+ * helpers: a caller that finds them busy, or a task that calls forEach, runs its tasks on its own
+ * thread, so callers in parallel never oversubscribe the cores.
  */
 public final class Workers {
-    private static final Workers SEQUENTIAL = new Workers(null, 1);
+    private static final Workers SEQUENTIAL = new Workers(1);
+    /** How long a helper spins for the next job before parking. */
+    private static final long SPIN_NANOS = 50_000;
+    /** How long a parked helper waits for a job before its thread ends. */
+    private static final long IDLE_EXIT_NANOS = 5_000_000_000L;
 
-    private final ForkJoinPool pool;
     private final int count;
+    private final Helper[] helpers;
+    private final AtomicBoolean busy = new AtomicBoolean();
+    /** The latest job; helpers watch it change. */
+    private volatile Job current;
 
-    private Workers(ForkJoinPool pool, int count) {
-        this.pool = pool;
+    private Workers(int count) {
         this.count = count;
+        this.helpers = new Helper[count - 1];
     }
 
     public static Workers sequential() {
         return SEQUENTIAL;
     }
 
-    /** Workers over a pool of {@code threads} threads (1 means run on the calling thread). */
+    /** Workers over {@code threads} threads, the caller's included (1 means run on the calling thread). */
     public static Workers of(int threads) {
         if (threads < 1) {
             throw new IllegalArgumentException("threads must be >= 1, got " + threads);
         }
-        if (threads == 1) {
-            return SEQUENTIAL;
-        }
-        return new Workers(new ForkJoinPool(threads), threads);
+        return threads == 1 ? SEQUENTIAL : new Workers(threads);
     }
 
     public int count() {
@@ -41,38 +54,122 @@ public final class Workers {
 
     /** Runs {@code task.accept(i)} for i in [0, tasks), in parallel when there is more than one thread. */
     public void forEach(int tasks, IntConsumer task) {
-        if (pool == null || tasks <= 1) {
+        if (count == 1 || tasks <= 1 || !busy.compareAndSet(false, true)) {
             for (int i = 0; i < tasks; i++) {
                 task.accept(i);
             }
             return;
         }
-        if (java.util.concurrent.ForkJoinTask.getPool() == pool) {
-            new Split(task, 0, tasks).compute();
-        } else {
-            pool.invoke(new Split(task, 0, tasks));
+        try {
+            Job job = new Job(task, tasks);
+            current = job;
+            wakeHelpers();
+            job.work();
+            job.awaitDone();
+        } finally {
+            busy.set(false);
         }
     }
 
-    private static final class Split extends RecursiveAction {
-        private final IntConsumer task;
-        private final int from;
-        private final int to;
+    /** Called with the helpers held: unparks the parked ones and restarts any that ended while idle. */
+    private void wakeHelpers() {
+        for (int h = 0; h < helpers.length; h++) {
+            Helper helper = helpers[h];
+            if (helper == null || !helper.alive) {
+                helper = new Helper();
+                helpers[h] = helper;
+                helper.start();
+            } else if (helper.parked) {
+                LockSupport.unpark(helper);
+            }
+        }
+    }
 
-        Split(IntConsumer task, int from, int to) {
+    /** One forEach: indices are claimed one at a time by whichever thread is free. */
+    private static final class Job {
+        private final IntConsumer task;
+        private final int tasks;
+        private final AtomicInteger next = new AtomicInteger();
+        private final AtomicInteger done = new AtomicInteger();
+        private volatile Throwable failure;
+
+        Job(IntConsumer task, int tasks) {
             this.task = task;
-            this.from = from;
-            this.to = to;
+            this.tasks = tasks;
+        }
+
+        void work() {
+            int finished = 0;
+            for (int i = next.getAndIncrement(); i < tasks; i = next.getAndIncrement()) {
+                try {
+                    task.accept(i);
+                } catch (Throwable t) {
+                    if (failure == null) {
+                        failure = t;
+                    }
+                }
+                finished++;
+            }
+            if (finished > 0) {
+                done.addAndGet(finished);
+            }
+        }
+
+        /** Waits for tasks claimed by helpers, then rethrows the first failure on the caller's thread. */
+        void awaitDone() {
+            for (int spins = 0; done.get() < tasks; spins++) {
+                if (spins < 10_000) {
+                    Thread.onSpinWait();
+                } else {
+                    Thread.yield();
+                }
+            }
+            Throwable t = failure;
+            if (t instanceof RuntimeException e) {
+                throw e;
+            }
+            if (t instanceof Error e) {
+                throw e;
+            }
+        }
+    }
+
+    private final class Helper extends Thread {
+        volatile boolean alive = true;
+        volatile boolean parked;
+
+        Helper() {
+            super("squall-worker");
+            setDaemon(true);
         }
 
         @Override
-        protected void compute() {
-            if (to - from == 1) {
-                task.accept(from);
-                return;
+        public void run() {
+            Job seen = null;
+            long idleSince = System.nanoTime();
+            while (true) {
+                Job job = current;
+                if (job != seen) {
+                    seen = job;
+                    job.work();
+                    idleSince = System.nanoTime();
+                    continue;
+                }
+                long idle = System.nanoTime() - idleSince;
+                if (idle < SPIN_NANOS) {
+                    Thread.onSpinWait();
+                    continue;
+                }
+                if (idle > IDLE_EXIT_NANOS) {
+                    alive = false;
+                    return;
+                }
+                parked = true;
+                if (current == seen) {
+                    LockSupport.parkNanos(this, IDLE_EXIT_NANOS);
+                }
+                parked = false;
             }
-            int mid = (from + to) >>> 1;
-            invokeAll(new Split(task, from, mid), new Split(task, mid, to));
         }
     }
 }
