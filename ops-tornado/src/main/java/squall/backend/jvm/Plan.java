@@ -36,6 +36,8 @@ final class Plan {
     private final List<Operator> stepOperators = new ArrayList<>();
     private final BufferAssignment buffers;
     private final ConcurrentLinkedQueue<Execution> idle = new ConcurrentLinkedQueue<>();
+    /** {@link #estimateBytes()}, checked against the heap before each new set of buffers. */
+    private final long runBytes;
 
     /** With {@code fuseResiduals}, same-shape adds are fused into the convs before them (shapes are known here). */
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuseResiduals) {
@@ -60,6 +62,72 @@ final class Plan {
         int[] sizes = new int[valueIds.size()];
         valueIds.forEach((name, id) -> sizes[id] = shapes.get(name).size());
         this.buffers = BufferAssignment.assign(sizes, liveness, liveAtEnd);
+        this.runBytes = estimateBytes();
+        checkHeap(runBytes);
+    }
+
+    /**
+     * Bytes one run of this plan allocates: activation buffers by liveness, input copies, output
+     * tensors, and the im2col scratch of dense convs with a window (each such node keeps its own).
+     */
+    long estimateBytes() {
+        long floats = buffers.totalFloats();
+        for (String input : model.graph().inputs().keySet()) {
+            floats += shapes.get(input).size();
+        }
+        for (String output : model.graph().outputs()) {
+            floats += shapes.get(output).size();
+        }
+        for (Node node : steps) {
+            floats += im2colFloats(node);
+        }
+        return 4 * floats;
+    }
+
+    /** What GemmConv's im2col needs for one image of a groups = 1 conv that is not 1x1 (an estimate: it may take a direct path). */
+    private long im2colFloats(Node node) {
+        if (!node.op().equals("conv2d") || node.attributes().getInt("groups", 1) != 1) {
+            return 0;
+        }
+        Shape weight = shapes.get(node.input(1));
+        Shape out = shapes.get(node.output());
+        if (weight == null || weight.rank() != 4 || out.rank() != 4 || weight.dim(2) * weight.dim(3) == 1) {
+            return 0;
+        }
+        return (long) weight.dim(1) * weight.dim(2) * weight.dim(3) * out.dim(2) * out.dim(3);
+    }
+
+    /** Refuses a plan the heap cannot hold, before allocating any of it, with the -Xmx that would do. */
+    private void checkHeap(long needed) {
+        Runtime runtime = Runtime.getRuntime();
+        if (needed <= runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory())) {
+            return;
+        }
+        System.gc(); // only on this path: what looked used may be garbage
+        if (needed > runtime.maxMemory() - (runtime.totalMemory() - runtime.freeMemory())) {
+            throw outOfHeap(needed);
+        }
+    }
+
+    private SquallException outOfHeap(long needed) {
+        Runtime runtime = Runtime.getRuntime();
+        long used = runtime.totalMemory() - runtime.freeMemory();
+        long suggestedGiB = (long) Math.ceil((used + needed) * 1.25 / (1L << 30));
+        return new SquallException("not enough Java heap to run model '" + model.graph().name() + "' on the jvm "
+                + "backend with input shapes " + inputShapesText() + ": a run needs about " + mib(needed)
+                + " (activations, inputs, outputs, scratch), the heap is at most " + mib(runtime.maxMemory())
+                + " with " + mib(used) + " in use. Use smaller inputs or a smaller batch, or start java with a "
+                + "larger heap, e.g. -Xmx" + Math.max(1, suggestedGiB) + "g");
+    }
+
+    private String inputShapesText() {
+        Map<String, Shape> inputs = new LinkedHashMap<>();
+        model.graph().inputs().keySet().forEach(name -> inputs.put(name, shapes.get(name)));
+        return inputs.toString();
+    }
+
+    private static String mib(long bytes) {
+        return (bytes + (1 << 20) - 1) / (1 << 20) + " MiB";
     }
 
     /** An identity op with one input and output of the same size needs no kernel and no buffer. */
@@ -92,7 +160,14 @@ final class Plan {
     Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers, long[] stepNanos) {
         Execution execution = idle.poll();
         if (execution == null) {
-            execution = new Execution();
+            try {
+                checkHeap(runBytes);
+                execution = new Execution();
+            } catch (OutOfMemoryError e) {
+                // The estimate passed but other threads or runs took the heap meanwhile; the partly made
+                // execution is garbage now, so the heap stays usable.
+                throw outOfHeap(runBytes);
+            }
         }
         try {
             return execution.run(inputs, workers, stepNanos);

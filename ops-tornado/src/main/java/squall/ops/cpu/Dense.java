@@ -5,7 +5,6 @@ import static squall.ops.cpu.Vectors.SPECIES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import squall.api.CpuKernel;
 import squall.api.Workers;
 import squall.ops.Activation;
@@ -107,15 +106,21 @@ public final class Dense implements CpuKernel {
             t2 = b.fma(w2, t2);
             t3 = b.fma(w3, t3);
         }
-        finish(n, m, s0.reduceLanes(VectorOperators.ADD));
-        finish(n, m + 1, s1.reduceLanes(VectorOperators.ADD));
-        finish(n, m + 2, s2.reduceLanes(VectorOperators.ADD));
-        finish(n, m + 3, s3.reduceLanes(VectorOperators.ADD));
-        if (n2 != n) {
-            finish(n2, m, t0.reduceLanes(VectorOperators.ADD));
-            finish(n2, m + 1, t1.reduceLanes(VectorOperators.ADD));
-            finish(n2, m + 2, t2.reduceLanes(VectorOperators.ADD));
-            finish(n2, m + 3, t3.reduceLanes(VectorOperators.ADD));
+        // Lane sums in a fixed order (see Vectors.sumLanes) so that cold and compiled runs agree.
+        float[] lanes = new float[8 * LANES];
+        s0.intoArray(lanes, 0);
+        s1.intoArray(lanes, LANES);
+        s2.intoArray(lanes, 2 * LANES);
+        s3.intoArray(lanes, 3 * LANES);
+        t0.intoArray(lanes, 4 * LANES);
+        t1.intoArray(lanes, 5 * LANES);
+        t2.intoArray(lanes, 6 * LANES);
+        t3.intoArray(lanes, 7 * LANES);
+        for (int f = 0; f < FEATURES_PER_STEP; f++) {
+            finish(n, m + f, Vectors.sumLanes(lanes, f * LANES));
+            if (n2 != n) {
+                finish(n2, m + f, Vectors.sumLanes(lanes, (FEATURES_PER_STEP + f) * LANES));
+            }
         }
     }
 

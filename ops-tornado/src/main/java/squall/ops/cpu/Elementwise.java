@@ -5,7 +5,6 @@ import static squall.ops.cpu.Vectors.SPECIES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
-import jdk.incubator.vector.VectorOperators;
 import squall.api.CpuKernel;
 import squall.ops.Split;
 
@@ -83,7 +82,9 @@ public final class Elementwise {
                 if (i < end) {
                     sum = sum.add(FloatVector.fromArray(SPECIES, x, i, Vectors.firstLanes(end - i)));
                 }
-                out[plane] = sum.reduceLanes(VectorOperators.ADD) / spatial;
+                float[] lanes = new float[LANES];
+                sum.intoArray(lanes, 0);
+                out[plane] = Vectors.sumLanes(lanes, 0) / spatial;
             }
         });
     }

@@ -95,7 +95,7 @@ public final class Vectors {
         int i = 0;
         for (; i + LANES <= count; i += LANES) {
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
-            v = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = ONE.div(exp(v.neg()).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
@@ -105,7 +105,7 @@ public final class Vectors {
         if (i < count) {
             VectorMask<Float> valid = firstLanes(count - i);
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
-            v = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = ONE.div(exp(v.neg()).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
@@ -118,7 +118,7 @@ public final class Vectors {
         int i = 0;
         for (; i + LANES <= count; i += LANES) {
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
-            v = v.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.div(exp(v.neg()).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
@@ -128,7 +128,7 @@ public final class Vectors {
         if (i < count) {
             VectorMask<Float> valid = firstLanes(count - i);
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
-            v = v.div(v.neg().lanewise(VectorOperators.EXP).add(ONE));
+            v = v.div(exp(v.neg()).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
@@ -178,6 +178,45 @@ public final class Vectors {
             }
             v.intoArray(y, yAt + i, valid);
         }
+    }
+
+    private static final FloatVector LOG2_E = FloatVector.broadcast(SPECIES, 1.44269504f);
+    /** 1.5·2^23: adding it rounds a float below 2^22 to an integer, which then sits in the low mantissa bits. */
+    private static final float ROUNDER = 12582912f;
+    private static final FloatVector EXP_LOWEST = FloatVector.broadcast(SPECIES, -87f);
+    private static final FloatVector EXP_HIGHEST = FloatVector.broadcast(SPECIES, 88f);
+
+    /**
+     * e^x for x clamped to [-87, 88] (so 2^n stays a normal float), from adds, multiplies and fmas
+     * only: Cody and Waite's range reduction x = n·ln 2 + r, then Cephes' degree-6 polynomial for
+     * e^r (about 1 ulp). Unlike {@code lanewise(EXP)}, which C2 compiles to Intel's SVML while
+     * cold code calls Math.exp, these are correctly rounded IEEE operations in compiled and
+     * interpreted code alike, so a model gives the same bits on its first run as on its 1000th.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_LOWEST).min(EXP_HIGHEST);
+        FloatVector rounded = x.fma(LOG2_E, FloatVector.broadcast(SPECIES, ROUNDER));
+        FloatVector n = rounded.sub(ROUNDER);
+        FloatVector r = x.sub(n.mul(0.693359375f)).add(n.mul(2.12194440e-4f));
+        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
+        p = p.fma(r, FloatVector.broadcast(SPECIES, 8.3334519073e-3f));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, 4.1665795894e-2f));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, 1.6666665459e-1f));
+        p = p.fma(r, FloatVector.broadcast(SPECIES, 5.0000001201e-1f));
+        p = p.mul(r.mul(r)).add(r).add(1f);
+        // 2^n: the integer n (in rounded's low bits) moved into the exponent field.
+        FloatVector twoToN = rounded.reinterpretAsInts().sub(Float.floatToRawIntBits(ROUNDER) - 127)
+                .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
+        return p.mul(twoToN);
+    }
+
+    /** The lanes of lanes[at, at + LANES) summed first to last: a fixed order, unlike reduceLanes(ADD). */
+    public static float sumLanes(float[] lanes, int at) {
+        float sum = 0f;
+        for (int i = 0; i < LANES; i++) {
+            sum += lanes[at + i];
+        }
+        return sum;
     }
 
     /** A subnormal value becomes zero (see above). */

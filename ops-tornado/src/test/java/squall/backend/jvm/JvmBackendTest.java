@@ -273,4 +273,69 @@ class JvmBackendTest {
             assertEquals(List.of("softmax"), List.copyOf(compiled.run(named).keySet()));
         }
     }
+
+    /** An SE-style block: silu conv, pool, linear (Dense) with sigmoid, so every lane reduction and exp runs. */
+    static Model squeezeExciteNetwork() {
+        var b = Graph.builder("se");
+        String x = b.input("input", Shape.of(-1, 3, -1, -1));
+        x = b.op("conv2d", "stem", Attributes.of("stride", 2, "padding", 1, "activation", "silu"), x,
+                b.parameter("stem.weight", 40, 3, 3, 3));
+        x = b.op("global_avg_pool", "pool", Attributes.EMPTY, x);
+        x = b.op("flatten", "flatten", Attributes.EMPTY, x);
+        x = b.op("linear", "fc", Attributes.of("activation", "sigmoid"), x, b.parameter("fc.weight", 37, 40),
+                b.parameter("fc.bias", 37));
+        Graph graph = b.output(x).build();
+        Random random = new Random(3);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> {
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = random.nextFloat() * 2 - 1;
+            }
+            weights.put(name, new Tensor(shape, data));
+        });
+        return Model.bind(graph, weights, "random weights");
+    }
+
+    /**
+     * A fresh model's first (cold, partly interpreted) run gives the same bits as its 200th, after
+     * C2 has compiled the kernels: no lane reduction or exp whose rounding depends on the JIT.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void firstRunEqualsTheTwoHundredthBitForBit(int threads) {
+        for (Model model : List.of(squeezeExciteNetwork(), smallNetwork())) {
+            Tensor input = image(new Random(9), 2, 45, 37);
+            try (CompiledModel compiled = compile(model, threads)) {
+                float[] first = compiled.run(input).data();
+                float[] later = first;
+                for (int run = 1; run < 200; run++) {
+                    later = compiled.run(input).data();
+                }
+                assertArrayEquals(first, later, model.graph().name() + " threads=" + threads);
+                assertClose(runPortable(model, input).data(), later, model.graph().name());
+            }
+        }
+    }
+
+    /** A plan the heap cannot hold is refused before anything is allocated, with the -Xmx to use. */
+    @Test
+    void aPlanBiggerThanTheHeapSaysHowMuchItNeeds() {
+        var b = Graph.builder("wide");
+        String x = b.input("input", Shape.of(-1, 7, -1, -1));
+        x = b.op("conv2d", "conv", Attributes.of("padding", 1), x, b.parameter("conv.weight", 7, 7, 3, 3));
+        Graph graph = b.output(x).build();
+        Model model = Model.bind(graph, Map.of("conv.weight", new Tensor(Shape.of(7, 7, 3, 3), new float[441])), "zeros");
+        // 7 x 16384 x 16384 floats in and out, and as much again of im2col: about 30 GiB.
+        Shape huge = Shape.of(1, 7, 16384, 16384);
+        org.junit.jupiter.api.Assumptions.assumeTrue(Runtime.getRuntime().maxMemory() < 20L << 30,
+                "this test needs a heap below 20 GiB");
+        try (var compiled = (JvmCompiledModel) compile(model, 1)) {
+            var e = assertThrows(SquallException.class, () -> compiled.plan(Map.of("input", huge)));
+            assertTrue(e.getMessage().contains("not enough Java heap") && e.getMessage().contains("-Xmx")
+                    && e.getMessage().contains("[1, 7, 16384, 16384]"), e.getMessage());
+            // still usable at a sane size
+            assertEquals(Shape.of(1, 7, 8, 8), compiled.run(new Tensor(Shape.of(1, 7, 8, 8), new float[448])).shape());
+        }
+    }
 }

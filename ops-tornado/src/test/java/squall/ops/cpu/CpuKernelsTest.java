@@ -1,6 +1,7 @@
 package squall.ops.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
 import java.util.ArrayList;
@@ -161,6 +162,28 @@ class CpuKernelsTest {
             if (!(Math.abs(cpu[i] - portable[i]) <= tolerance)) {
                 fail(what + ": element " + i + " of " + portable.length + " is " + cpu[i] + ", the portable kernel "
                         + "gives " + portable[i] + " (tolerance " + tolerance + ")");
+            }
+        }
+    }
+
+    /** Vectors.exp against Math.exp over the range the activations use: within 2 ulp. */
+    @Test
+    void vectorExpIsWithinTwoUlpOfMathExp() {
+        int lanes = Vectors.LANES;
+        float[] x = new float[lanes];
+        float[] y = new float[lanes];
+        for (float start = -87f; start < 88f; start += 0.37f * lanes) {
+            for (int i = 0; i < lanes; i++) {
+                x[i] = start + 0.37f * i + 0.001f * i * i;
+            }
+            Vectors.exp(jdk.incubator.vector.FloatVector.fromArray(Vectors.SPECIES, x, 0)).intoArray(y, 0);
+            for (int i = 0; i < lanes; i++) {
+                if (x[i] > 88f) {
+                    continue;
+                }
+                float expected = (float) Math.exp(x[i]);
+                assertTrue(Math.abs(y[i] - expected) <= 2 * Math.ulp(expected),
+                        "exp(" + x[i] + ") = " + y[i] + ", Math.exp gives " + expected);
             }
         }
     }
