@@ -62,6 +62,8 @@ final class TaskGraphPlan implements AutoCloseable {
     private final Map<String, Integer> valueIds = new HashMap<>();
     private final Map<String, float[]> inputBuffers = new LinkedHashMap<>();
     private final float[][] activations;
+    /** The residual argument of device conv kernels without one; they never read it. */
+    private final float[] noResidual = new float[1];
     private final int[] bufferOfValue;
     private final List<Task> tasks = new ArrayList<>();
     private final String name = "squall" + PLAN_NUMBERS.incrementAndGet();
@@ -73,9 +75,11 @@ final class TaskGraphPlan implements AutoCloseable {
     /**
      * With {@code fuseResiduals}, same-shape adds are fused into the convs before them (shapes are
      * known here). {@code maxGraphTasks} caps the tasks of one task graph (0: as many as TornadoVM holds).
+     * With {@code deviceKernels}, convolutions and per-plane broadcasts run their {@link DeviceKernels}
+     * variants.
      */
     TaskGraphPlan(Model model, Operators operators, Map<String, Shape> inputShapes, TornadoDevice device,
-                  boolean fuseResiduals, int maxGraphTasks) {
+                  boolean fuseResiduals, int maxGraphTasks, boolean deviceKernels) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
         this.model = fuseResiduals ? Passes.fuseResiduals(model, shapes) : model;
         Graph graph = this.model.graph();
@@ -104,7 +108,8 @@ final class TaskGraphPlan implements AutoCloseable {
         for (Node node : steps) {
             List<float[]> reads = node.inputs().stream().filter(v -> !v.isEmpty()).map(this::array).toList();
             List<float[]> writes = node.outputs().stream().map(this::array).toList();
-            for (KernelCall call : operators.get(node.op()).kernels(context(node))) {
+            for (KernelCall given : operators.get(node.op()).kernels(context(node))) {
+                KernelCall call = deviceKernels ? DeviceVariants.of(given, noResidual) : given;
                 tasks.add(new Task("t" + tasks.size() + "_" + call.kernel().getName(), node, call, reads, writes));
             }
         }

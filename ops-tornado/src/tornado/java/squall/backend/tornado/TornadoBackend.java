@@ -21,8 +21,10 @@ import uk.ac.manchester.tornado.api.runtime.TornadoRuntimeProvider;
  * <p>Options: {@code device} (else system property {@code squall.tornado.device}), as
  * "backend:device" indices (the numbers {@code tornado --devices} prints), TornadoVM's default device
  * otherwise; {@code passes}, {@code all} (the default: the compiler passes the JVM backend runs) or
- * {@code none} (the graph as written, for debugging); {@code max_graph_tasks}, the most tasks in one TornadoVM task graph (default: as many as
- * TornadoVM's bytecode buffer holds).
+ * {@code none} (the graph as written, for debugging); {@code max_graph_tasks}, the most tasks in one
+ * TornadoVM task graph (default: as many as TornadoVM's bytecode buffer holds); {@code kernels},
+ * {@code device} (the default: convolutions as {@link DeviceKernels}) or {@code portable} (every
+ * operator's own portable kernel, as the JVM backend's reference runs them).
  */
 public final class TornadoBackend implements Backend {
     static final String DEVICE_PROPERTY = "squall.tornado.device";
@@ -127,8 +129,14 @@ public final class TornadoBackend implements Backend {
             default -> throw new SquallException("tornado backend option passes=\"" + given.get("passes")
                     + "\" should be \"all\" or \"none\"");
         };
+        boolean deviceKernels = switch (given.getOrDefault("kernels", "device").strip()) {
+            case "device" -> true;
+            case "portable" -> false;
+            default -> throw new SquallException("tornado backend option kernels=\"" + given.get("kernels")
+                    + "\" should be \"device\" or \"portable\"");
+        };
         return new TornadoCompiledModel(model, operators, device(choice), passes,
-                maxGraphTasks(given.get("max_graph_tasks")));
+                maxGraphTasks(given.get("max_graph_tasks")), deviceKernels);
     }
 
     private static int maxGraphTasks(String value) {

@@ -29,17 +29,23 @@ final class TornadoCompiledModel implements CompiledModel {
     private final TornadoDevice device;
     private final boolean fuseResiduals;
     private final int maxGraphTasks;
+    private final boolean deviceKernels;
     private final LinkedHashMap<List<Shape>, TaskGraphPlan> plans = new LinkedHashMap<>();
     private boolean closed;
 
-    /** With {@code passes}, the model is optimised as on the JVM backend (residuals once shapes are known). */
-    TornadoCompiledModel(Model model, Operators operators, TornadoDevice device, boolean passes, int maxGraphTasks) {
+    /**
+     * With {@code passes}, the model is optimised as on the JVM backend (residuals once shapes are
+     * known); with {@code deviceKernels}, convolutions run their {@link DeviceKernels} variants.
+     */
+    TornadoCompiledModel(Model model, Operators operators, TornadoDevice device, boolean passes, int maxGraphTasks,
+                         boolean deviceKernels) {
         model.graph().nodes().forEach(node -> operators.get(node.op())); // unknown ops fail here, not at first run
         this.model = passes ? Passes.optimize(model) : model;
         this.fuseResiduals = passes;
         this.operators = operators;
         this.device = device;
         this.maxGraphTasks = maxGraphTasks;
+        this.deviceKernels = deviceKernels;
         Map<String, Shape> declared = this.model.graph().inputs();
         if (declared.values().stream().allMatch(Shape::isConcrete)) {
             plan(declared);
@@ -83,7 +89,7 @@ final class TornadoCompiledModel implements CompiledModel {
                 oldest.getValue().close();
                 plans.remove(oldest.getKey());
             }
-            plan = new TaskGraphPlan(model, operators, inputShapes, device, fuseResiduals, maxGraphTasks);
+            plan = new TaskGraphPlan(model, operators, inputShapes, device, fuseResiduals, maxGraphTasks, deviceKernels);
         }
         plans.put(key, plan); // most recently used last
         return plan;
