@@ -10,6 +10,7 @@ import squall.api.Shape;
 import squall.ops.cpu.Dense;
 import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
+import squall.ops.cpu.ShallowPointwise;
 
 /** {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?. */
 final class Conv2d implements Operator {
@@ -115,6 +116,10 @@ final class Conv2d implements Operator {
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && outHeight * outWidth == 1) {
             return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
                     g.activation());
+        }
+        if (g.groups() == 1 && !GemmConv.needsColumns(window) && inChannels <= ShallowPointwise.MAX_DEPTH) {
+            return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
+                    outChannels, outHeight * outWidth, g.activation());
         }
         if (g.groups() == 1) {
             float[] columns = GemmConv.needsColumns(window)

@@ -45,9 +45,14 @@ class CpuKernelsTest {
 
     static Stream<Conv> convs() {
         return Stream.of(
-                new Conv("pointwise 16->24 on 56x56 (MobileNetV2 shape)", 1, 16, 56, 56, 24, 1, 1, 1, false, GemmConv.class),
-                new Conv("pointwise 13->25 on 7x7, batch 3, residual", 3, 13, 7, 7, 25, 1, 1, 1, true, GemmConv.class),
-                new Conv("pointwise 1->12 on 5x9", 2, 1, 5, 9, 12, 1, 1, 1, false, GemmConv.class),
+                new Conv("pointwise 16->24 on 56x56 (MobileNetV2 shape)", 1, 16, 56, 56, 24, 1, 1, 1, false,
+                        ShallowPointwise.class),
+                new Conv("pointwise 13->25 on 7x7, batch 3, residual", 3, 13, 7, 7, 25, 1, 1, 1, true,
+                        ShallowPointwise.class),
+                new Conv("pointwise 1->12 on 5x9", 2, 1, 5, 9, 12, 1, 1, 1, false, ShallowPointwise.class),
+                new Conv("pointwise 32->14 on 17x9, batch 2, residual", 2, 32, 17, 9, 14, 1, 1, 1, true,
+                        ShallowPointwise.class),
+                new Conv("pointwise 33->40 on 12x12", 1, 33, 12, 12, 40, 1, 1, 1, false, GemmConv.class),
                 new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
                 new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),

@@ -1,0 +1,150 @@
+package squall.ops.cpu;
+
+import static squall.ops.cpu.Vectors.LANES;
+import static squall.ops.cpu.Vectors.SPECIES;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorMask;
+import squall.api.CpuKernel;
+import squall.api.Workers;
+import squall.ops.Activation;
+import squall.ops.Split;
+
+/**
+ * A 1x1 stride-1 conv with few input channels (MobileNetV2's 16->96 expand at 112x112): with K
+ * this small the packed GEMM spends as long storing and re-reading its register tile as it does
+ * multiplying, so here the accumulators start at the bias, the clamp and residual are applied in
+ * registers and each output vector is stored once (other activations and a residual follow
+ * over the chunk while it is in L1). A tile is 4 output channels x 4 vectors of
+ * pixels; the K input rows of a 64-pixel chunk stay in L1 while every output channel reads them.
+ */
+public final class ShallowPointwise implements CpuKernel {
+    /** Input channels up to which this beats {@link PackedGemm}. */
+    public static final int MAX_DEPTH = 32;
+    private static final int ROWS = 4;
+    private static final int CHUNK = 4 * LANES;
+
+    private final float[] input;
+    private final float[] weight;
+    private final float[] bias;
+    private final float[] residual;
+    private final float[] output;
+    private final int batch;
+    private final int depth;
+    private final int rows;
+    private final int pixels;
+    private final int activation;
+    private final float lower;
+    private final float upper;
+    private final boolean clampOnly;
+
+    /** Shapes: input [batch, depth, pixels], weight [rows, depth], output and residual (may be null) [batch, rows, pixels]. */
+    public ShallowPointwise(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int batch,
+                            int depth, int rows, int pixels, int activation) {
+        this.input = input;
+        this.weight = weight;
+        this.bias = bias;
+        this.residual = residual;
+        this.output = output;
+        this.batch = batch;
+        this.depth = depth;
+        this.rows = rows;
+        this.pixels = pixels;
+        this.activation = activation;
+        this.clampOnly = Vectors.isClamp(activation);
+        this.lower = clampOnly ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
+        this.upper = clampOnly ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
+    }
+
+    @Override
+    public void run(Workers workers) {
+        int chunks = (pixels + CHUNK - 1) / CHUNK;
+        Split.ranges(workers, batch * chunks, (from, to) -> {
+            for (int item = from; item < to; item++) {
+                int n = item / chunks;
+                int first = item % chunks * CHUNK;
+                int width = Math.min(CHUNK, pixels - first);
+                int in = n * depth * pixels + first;
+                int out = n * rows * pixels + first;
+                for (int row = 0; row < rows; row++) {
+                    if (width == CHUNK && row + ROWS <= rows) {
+                        fourRows(row, in, out + row * pixels);
+                        row += ROWS - 1;
+                    } else {
+                        for (int v = 0; v < width; v += LANES) {
+                            oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v));
+                        }
+                    }
+                }
+                // The rest of the epilogue over the chunk while it is in L1 (see Vectors on why not in registers).
+                if (!clampOnly || residual != null) {
+                    for (int row = 0; row < rows; row++) {
+                        Vectors.activate(clampOnly ? Activation.NONE : activation, output, out + row * pixels, output,
+                                out + row * pixels, width, residual);
+                    }
+                }
+            }
+        });
+    }
+
+    /** Output rows row..row+3, four full vectors of pixels from input offset in. */
+    private void fourRows(int row, int in, int out) {
+        FloatVector c00 = FloatVector.broadcast(SPECIES, bias[row]), c01 = c00, c02 = c00, c03 = c00;
+        FloatVector c10 = FloatVector.broadcast(SPECIES, bias[row + 1]), c11 = c10, c12 = c10, c13 = c10;
+        FloatVector c20 = FloatVector.broadcast(SPECIES, bias[row + 2]), c21 = c20, c22 = c20, c23 = c20;
+        FloatVector c30 = FloatVector.broadcast(SPECIES, bias[row + 3]), c31 = c30, c32 = c30, c33 = c30;
+        int w = row * depth;
+        for (int k = 0; k < depth; k++, in += pixels, w++) {
+            FloatVector x0 = FloatVector.fromArray(SPECIES, input, in);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, input, in + LANES);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, input, in + 2 * LANES);
+            FloatVector x3 = FloatVector.fromArray(SPECIES, input, in + 3 * LANES);
+            FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
+            c00 = x0.fma(w0, c00);
+            c01 = x1.fma(w0, c01);
+            c02 = x2.fma(w0, c02);
+            c03 = x3.fma(w0, c03);
+            FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + depth]);
+            c10 = x0.fma(w1, c10);
+            c11 = x1.fma(w1, c11);
+            c12 = x2.fma(w1, c12);
+            c13 = x3.fma(w1, c13);
+            FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2 * depth]);
+            c20 = x0.fma(w2, c20);
+            c21 = x1.fma(w2, c21);
+            c22 = x2.fma(w2, c22);
+            c23 = x3.fma(w2, c23);
+            FloatVector w3 = FloatVector.broadcast(SPECIES, weight[w + 3 * depth]);
+            c30 = x0.fma(w3, c30);
+            c31 = x1.fma(w3, c31);
+            c32 = x2.fma(w3, c32);
+            c33 = x3.fma(w3, c33);
+        }
+        c00.max(lower).min(upper).intoArray(output, out);
+        c01.max(lower).min(upper).intoArray(output, out + LANES);
+        c02.max(lower).min(upper).intoArray(output, out + 2 * LANES);
+        c03.max(lower).min(upper).intoArray(output, out + 3 * LANES);
+        c10.max(lower).min(upper).intoArray(output, out + pixels);
+        c11.max(lower).min(upper).intoArray(output, out + pixels + LANES);
+        c12.max(lower).min(upper).intoArray(output, out + pixels + 2 * LANES);
+        c13.max(lower).min(upper).intoArray(output, out + pixels + 3 * LANES);
+        c20.max(lower).min(upper).intoArray(output, out + 2 * pixels);
+        c21.max(lower).min(upper).intoArray(output, out + 2 * pixels + LANES);
+        c22.max(lower).min(upper).intoArray(output, out + 2 * pixels + 2 * LANES);
+        c23.max(lower).min(upper).intoArray(output, out + 2 * pixels + 3 * LANES);
+        c30.max(lower).min(upper).intoArray(output, out + 3 * pixels);
+        c31.max(lower).min(upper).intoArray(output, out + 3 * pixels + LANES);
+        c32.max(lower).min(upper).intoArray(output, out + 3 * pixels + 2 * LANES);
+        c33.max(lower).min(upper).intoArray(output, out + 3 * pixels + 3 * LANES);
+    }
+
+    /** One output row, the {@code valid} lanes of one vector of pixels: the rows and pixels left over. */
+    private void oneVector(int row, int in, int out, VectorMask<Float> valid) {
+        FloatVector c = FloatVector.broadcast(SPECIES, bias[row]);
+        int w = row * depth;
+        for (int k = 0; k < depth; k++, in += pixels) {
+            c = FloatVector.fromArray(SPECIES, input, in, valid).fma(FloatVector.broadcast(SPECIES, weight[w + k]), c);
+        }
+        c.max(lower).min(upper).intoArray(output, out, valid);
+    }
+}
