@@ -117,7 +117,7 @@ final class Conv2d implements Operator {
             return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
                     g.activation());
         }
-        if (g.groups() == 1 && !GemmConv.needsColumns(window) && inChannels <= ShallowPointwise.MAX_DEPTH) {
+        if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
             return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation());
         }
