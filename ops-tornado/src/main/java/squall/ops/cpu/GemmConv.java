@@ -16,6 +16,8 @@ public final class GemmConv implements CpuKernel {
     private static final int CHUNK = 4 * PackedGemm.TILE_COLUMNS;
 
     private final PackedGemm gemm;
+    /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
+    private final ShallowPointwise shallow;
     private final float[] input;
     private final float[] residual;
     private final float[] output;
@@ -35,7 +37,11 @@ public final class GemmConv implements CpuKernel {
     public GemmConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int[] window,
                     int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
                     int outWidth, int activation, float[] columnsScratch) {
-        this.gemm = new PackedGemm(weight, bias, outChannels, inChannels * window[0] * window[1], activation);
+        int depth = inChannels * window[0] * window[1];
+        this.gemm = new PackedGemm(weight, bias, outChannels, depth, activation);
+        this.shallow = columnsScratch != null && ShallowPointwise.beatsTheGemm(depth, outHeight * outWidth)
+                ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
+                        outHeight * outWidth, activation) : null;
         this.input = input;
         this.residual = residual;
         this.output = output;
@@ -90,6 +96,10 @@ public final class GemmConv implements CpuKernel {
                     im2colRow(image * inSize, row);
                 }
             });
+            if (shallow != null) {
+                shallow.runImage(workers, image * outSize);
+                continue;
+            }
             Split.ranges(workers, chunks * panels, (from, to) -> {
                 for (int item = from; item < to; item++) {
                     int chunk = item / panels;

@@ -69,28 +69,40 @@ public final class ShallowPointwise implements CpuKernel {
             for (int item = from; item < to; item++) {
                 int n = item / chunks;
                 int first = item % chunks * CHUNK;
-                int width = Math.min(CHUNK, pixels - first);
-                int in = n * depth * pixels + first;
-                int out = n * rows * pixels + first;
-                for (int row = 0; row < rows; row++) {
-                    if (width == CHUNK && row + ROWS <= rows) {
-                        fourRows(row, in, out + row * pixels);
-                        row += ROWS - 1;
-                    } else {
-                        for (int v = 0; v < width; v += LANES) {
-                            oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v));
-                        }
-                    }
-                }
-                // The rest of the epilogue over the chunk while it is in L1 (see Vectors on why not in registers).
-                if (!clampOnly || residual != null) {
-                    for (int row = 0; row < rows; row++) {
-                        Vectors.activate(clampOnly ? Activation.NONE : activation, output, out + row * pixels, output,
-                                out + row * pixels, width, residual);
-                    }
-                }
+                chunk(n * depth * pixels + first, n * rows * pixels + first, Math.min(CHUNK, pixels - first));
             }
         });
+    }
+
+    /** One image whose input starts at 0 (an im2col matrix) and whose output and residual start at outStart. */
+    void runImage(Workers workers, int outStart) {
+        int chunks = (pixels + CHUNK - 1) / CHUNK;
+        Split.ranges(workers, chunks, (from, to) -> {
+            for (int c = from; c < to; c++) {
+                chunk(c * CHUNK, outStart + c * CHUNK, Math.min(CHUNK, pixels - c * CHUNK));
+            }
+        });
+    }
+
+    /** Every output row for {@code width} pixels from input offset in to output offset out. */
+    private void chunk(int in, int out, int width) {
+        for (int row = 0; row < rows; row++) {
+            if (width == CHUNK && row + ROWS <= rows) {
+                fourRows(row, in, out + row * pixels);
+                row += ROWS - 1;
+            } else {
+                for (int v = 0; v < width; v += LANES) {
+                    oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v));
+                }
+            }
+        }
+        // The rest of the epilogue over the chunk while it is in L1 (see Vectors on why not in registers).
+        if (!clampOnly || residual != null) {
+            for (int row = 0; row < rows; row++) {
+                Vectors.activate(clampOnly ? Activation.NONE : activation, output, out + row * pixels, output,
+                        out + row * pixels, width, residual);
+            }
+        }
     }
 
     /** Output rows row..row+3, four full vectors of pixels from input offset in. */
