@@ -43,6 +43,10 @@ import squall.networks.onnx.OnnxProto.ValueInfoProto;
  * ({@code x * Sigmoid(x)}) and, before opset 14, hardswish ({@code x * HardSigmoid(x)}) become one
  * node each.
  *
+ * <p>Shape arithmetic ({@code x.view(x.size(0), -1)} exported as Shape, Gather, Unsqueeze, Concat
+ * and Reshape) is folded into constants at import, with a free batch size carried through to
+ * Reshape's 0; ReduceMean over H and W becomes global average pooling.
+ *
  * <p>An op the importer has no conversion for is taken as the registered Squall op whose id is its
  * op_type lowercased ({@code Mish} as {@code mish}), with its attributes passed through, so that
  * operator plugins work in imported models.
@@ -103,7 +107,23 @@ public final class OnnxImporter {
             Map.entry("Dropout", Set.of("ratio", "seed", "is_test")),
             Map.entry("Constant", Set.of("value", "value_float", "value_floats", "value_int", "value_ints")),
             Map.entry("Transpose", Set.of("perm")),
-            Map.entry("Pad", Set.of("mode", "pads", "value")));
+            Map.entry("Pad", Set.of("mode", "pads", "value")),
+            Map.entry("ReduceMean", Set.of("axes", "keepdims")),
+            // shape arithmetic, folded into constants (see foldShape)
+            Map.entry("Shape", Set.of("start", "end")),
+            Map.entry("Gather", Set.of("axis")),
+            Map.entry("Unsqueeze", Set.of("axes")),
+            Map.entry("Squeeze", Set.of("axes")),
+            Map.entry("Concat", Set.of("axis")),
+            Map.entry("Slice", Set.of()),
+            Map.entry("Cast", Set.of("to", "saturate")));
+
+    /**
+     * The batch size inside a folded shape value when the graph's batch size is free. PyTorch
+     * writes {@code x.view(x.size(0), -1)} as Shape, Gather, Unsqueeze, Concat and Reshape; folded,
+     * this becomes Reshape's 0 (copy the input's dimension) on the batch axis.
+     */
+    private static final long BATCH = Long.MIN_VALUE;
 
     private final String source;
     private final Path dir;
@@ -122,6 +142,8 @@ public final class OnnxImporter {
     private final Map<NodeProto, GatedMul> fusedMuls = new IdentityHashMap<>();
     private final Set<NodeProto> fusedGates = Collections.newSetFromMap(new IdentityHashMap<>());
     private final List<String> problems = new ArrayList<>();
+    /** Whether a graph input has a free batch size (axis 0), which Shape then reports as {@link #BATCH}. */
+    private boolean freeBatch;
 
     private OnnxImporter(ModelProto model, Path dir, String source, Operators operators) {
         this.source = source;
@@ -239,6 +261,7 @@ public final class OnnxImporter {
             probe[i] = declared[i] >= 0 ? declared[i] : 1;
             // a free batch size does not change padding or axes; any other free size leaves shapes unknown
             probeKnown &= d.isFixed() || i == 0;
+            freeBatch |= i == 0 && !d.isFixed();
         }
         builder.input(input.name(), Shape.of(declared));
         if (probeKnown) {
@@ -354,7 +377,17 @@ public final class OnnxImporter {
             case "Constant" -> constant(n);
             case "Transpose" -> transposeConstant(n);
             case "Pad" -> zeroPad(n, name);
-            default -> pluginNode(n, name);
+            case "ReduceMean" -> reduceMean(n, name);
+            case "Shape", "Gather", "Unsqueeze", "Squeeze", "Concat", "Slice", "Cast" -> {
+                // on activations these are a plugin's to run (a Concat of feature maps), if one provides them
+                String plugin = n.opType().toLowerCase(Locale.ROOT);
+                if (!isShapeArithmetic(n) && operators.has(plugin)) {
+                    pluginNode(n, name, plugin);
+                } else {
+                    foldShape(n);
+                }
+            }
+            default -> pluginNode(n, name, pluginOp(n));
         }
     }
 
@@ -365,8 +398,7 @@ public final class OnnxImporter {
     }
 
     /** A node of a plugin's op: the same inputs, ONNX attributes as Squall attributes; the op checks them. */
-    private void pluginNode(NodeProto n, String name) {
-        String op = pluginOp(n);
+    private void pluginNode(NodeProto n, String name, String op) {
         if (op == null) {
             throw new Refused("op '" + n.opType() + "' is not supported");
         }
@@ -647,15 +679,26 @@ public final class OnnxImporter {
                 throw new Refused("the shape '" + n.input(1) + "' is computed at run time; Squall needs a constant "
                         + "shape (export with do_constant_folding=True and a fixed input size)");
             }
-            shape = longs(t);
+            shape = integerValues(t);
         } else {
             shape = intsAttr(n, "shape");
             if (shape == null) {
                 throw new Refused("no shape input");
             }
         }
-        if (intAttr(n, "allowzero", 0) != 0 && Arrays.stream(shape).anyMatch(d -> d == 0)) {
-            throw new Refused("allowzero=1 with a 0 in shape " + Arrays.toString(shape));
+        boolean allowZero = intAttr(n, "allowzero", 0) != 0;
+        if (allowZero && Arrays.stream(shape).anyMatch(d -> d == 0 || d == BATCH)) {
+            throw new Refused("allowzero=1 with a 0 or the free batch size in shape " + describe(shape));
+        }
+        for (int axis = 1; axis < shape.length; axis++) {
+            if (shape[axis] == BATCH) {
+                throw new Refused("the free batch size goes to axis " + axis + " of shape " + describe(shape)
+                        + "; Squall keeps the batch on axis 0 (export with a fixed batch size)");
+            }
+        }
+        if (shape.length > 0 && shape[0] == BATCH) {
+            shape = shape.clone();
+            shape[0] = 0; // copy the batch from the input
         }
         emit("reshape", name, n.output(0), Attributes.of("shape", toInts(shape, "shape")), value(n.input(0)));
     }
@@ -780,6 +823,185 @@ public final class OnnxImporter {
         shapes.put(n.output(0), Shape.of(cols, rows));
     }
 
+    /**
+     * ReduceMean over H and W of an NCHW value is global average pooling (torchvision 0.3's
+     * MobileNetV2 head, {@code x.mean([2, 3])}); without keepdims the 1x1 axes are flattened away.
+     */
+    private void reduceMean(NodeProto n, String name) {
+        int rank = rankOf(n.input(0), "ReduceMean");
+        long[] axes = intsAttr(n, "axes");
+        long[] normalized = axes == null ? new long[0] : Arrays.stream(axes).map(a -> a < 0 ? a + rank : a)
+                .sorted().toArray();
+        if (rank != 4 || !Arrays.equals(normalized, new long[] {2, 3})) {
+            throw new Refused("ReduceMean over axes " + (axes == null ? "all" : Arrays.toString(axes)) + " of a rank-"
+                    + rank + " value; Squall imports ReduceMean only over H and W of NCHW (global average pooling)");
+        }
+        String x = value(n.input(0));
+        if (intAttr(n, "keepdims", 1) != 0) {
+            emit("global_avg_pool", name, n.output(0), Attributes.EMPTY, x);
+        } else {
+            String pooled = emit("global_avg_pool", name, n.output(0) + "/pooled", Attributes.EMPTY, x);
+            emit("flatten", name + "/flatten", n.output(0), Attributes.of("axis", 1), pooled);
+        }
+    }
+
+    /**
+     * Shape arithmetic on integer vectors (Shape, Gather, Unsqueeze, Squeeze, Concat, Slice, Cast),
+     * as PyTorch exports {@code x.view(x.size(0), -1)}, folds into constants: Squall's shapes are
+     * known at import for a fixed input size, and a free batch size is carried as {@link #BATCH}.
+     * Anything else of these ops (a Gather of activations, a Concat of feature maps) is refused.
+     */
+    private void foldShape(NodeProto n) {
+        String out = n.output(0);
+        long[] values;
+        long[] dims;
+        switch (n.opType()) {
+            case "Shape" -> {
+                Shape s = shapeOfValue(n.input(0));
+                if (s == null || !shapes.containsKey(n.input(0)) && !constants.containsKey(n.input(0))) {
+                    throw new Refused("Shape of '" + n.input(0) + "', whose size is not known at import; Squall folds "
+                            + "shape computations for a fixed input size (only the batch size may be free)");
+                }
+                long[] all = Arrays.stream(s.dims()).asLongStream().toArray();
+                if (freeBatch && !constants.containsKey(n.input(0)) && all.length > 0) {
+                    all[0] = BATCH;
+                }
+                int start = clampAxis(intAttr(n, "start", 0), all.length);
+                int end = clampAxis(intAttr(n, "end", all.length), all.length);
+                values = Arrays.copyOfRange(all, start, Math.max(start, end));
+                dims = new long[] {values.length};
+            }
+            case "Gather" -> {
+                TensorProto data = shapeConstant(n, 0);
+                TensorProto indices = shapeConstant(n, 1);
+                if (data.dims().length != 1 || intAttr(n, "axis", 0) != 0) {
+                    throw new Refused("Gather on axis " + intAttr(n, "axis", 0) + " of " + data.describe() + "; "
+                            + "Squall folds Gather of a 1-D integer constant (a shape) only");
+                }
+                long[] from = integerValues(data);
+                long[] at = longs(indices);
+                values = new long[at.length];
+                for (int k = 0; k < at.length; k++) {
+                    if (at[k] < -from.length || at[k] >= from.length) {
+                        throw new Refused("index " + at[k] + " out of range for " + data.describe());
+                    }
+                    values[k] = from[(int) (at[k] < 0 ? at[k] + from.length : at[k])];
+                }
+                dims = indices.dims();
+            }
+            case "Unsqueeze", "Squeeze" -> {
+                TensorProto data = shapeConstant(n, 0);
+                values = integerValues(data);
+                long[] axes = opset < 13 ? intsAttr(n, "axes") : n.input(1).isEmpty() ? null
+                        : longs(shapeConstant(n, 1));
+                dims = n.opType().equals("Unsqueeze") ? unsqueezed(data.dims(), axes) : squeezed(data.dims(), axes);
+            }
+            case "Concat" -> {
+                List<long[]> parts = new ArrayList<>();
+                for (int k = 0; k < n.inputs().size(); k++) {
+                    TensorProto part = shapeConstant(n, k);
+                    if (part.dims().length != 1) {
+                        throw new Refused("Concat of " + part.describe() + "; Squall folds Concat of 1-D integer "
+                                + "constants (shapes) only");
+                    }
+                    parts.add(integerValues(part));
+                }
+                values = parts.stream().flatMapToLong(Arrays::stream).toArray();
+                dims = new long[] {values.length};
+            }
+            case "Slice" -> {
+                TensorProto data = shapeConstant(n, 0);
+                if (data.dims().length != 1 || opset < 10) {
+                    throw new Refused("Slice of " + data.describe() + " at opset " + opset + "; Squall folds Slice "
+                            + "of a 1-D integer constant (a shape), opset 10 on, only");
+                }
+                long[] from = integerValues(data);
+                long step = n.input(4).isEmpty() ? 1 : longs(shapeConstant(n, 4))[0];
+                if (step != 1 || !n.input(3).isEmpty() && longs(shapeConstant(n, 3))[0] != 0) {
+                    throw new Refused("Slice with steps or axes other than 1 and 0");
+                }
+                int start = clampAxis(longs(shapeConstant(n, 1))[0], from.length);
+                int end = clampAxis(longs(shapeConstant(n, 2))[0], from.length);
+                values = Arrays.copyOfRange(from, start, Math.max(start, end));
+                dims = new long[] {values.length};
+            }
+            case "Cast" -> {
+                TensorProto data = shapeConstant(n, 0);
+                long to = intAttr(n, "to", 0);
+                if (to != DataType.INT64.code && to != DataType.INT32.code) {
+                    throw new Refused("Cast of " + data.describe() + " to " + DataType.describe((int) to) + "; Squall "
+                            + "folds Cast between integer types of shape values only");
+                }
+                values = integerValues(data);
+                dims = data.dims();
+            }
+            default -> throw new IllegalStateException(n.opType());
+        }
+        constants.put(out, TensorProto.ofLongs(out, dims, values));
+        shapes.put(out, Shape.of(dims));
+    }
+
+    /** Whether a node of the shape ops reads only shapes and integer constants, so that it folds. */
+    private boolean isShapeArithmetic(NodeProto n) {
+        if (n.opType().equals("Shape")) {
+            return shapes.containsKey(n.input(0)) || constants.containsKey(n.input(0));
+        }
+        return n.inputs().stream().allMatch(in -> in.isEmpty()
+                || constants.containsKey(in) && OnnxTensors.isInteger(constants.get(in).dataType()));
+    }
+
+    /** Input {@code k} of a shape-arithmetic node, which must be an integer constant (or folded shape). */
+    private TensorProto shapeConstant(NodeProto n, int k) {
+        TensorProto t = constants.get(n.input(k));
+        if (t == null || !OnnxTensors.isInteger(t.dataType())) {
+            throw new Refused(n.opType() + " of '" + n.input(k) + "', which is " + (t == null ? "computed at run time"
+                    : t.describe()) + "; Squall folds " + n.opType() + " only on integer constants and shapes");
+        }
+        return t;
+    }
+
+    /** ONNX's clamping of a start or end index into [0, length]. */
+    private static int clampAxis(long index, int length) {
+        long i = index < 0 ? index + length : index;
+        return (int) Math.max(0, Math.min(length, i));
+    }
+
+    private static long[] unsqueezed(long[] dims, long[] axes) {
+        if (axes == null) {
+            throw new Refused("Unsqueeze without axes");
+        }
+        int rank = dims.length + axes.length;
+        boolean[] inserted = new boolean[rank];
+        for (long a : axes) {
+            int axis = (int) (a < 0 ? a + rank : a);
+            if (axis < 0 || axis >= rank || inserted[axis]) {
+                throw new Refused("Unsqueeze axes " + Arrays.toString(axes) + " for a rank-" + dims.length + " value");
+            }
+            inserted[axis] = true;
+        }
+        long[] out = new long[rank];
+        for (int i = 0, from = 0; i < rank; i++) {
+            out[i] = inserted[i] ? 1 : dims[from++];
+        }
+        return out;
+    }
+
+    private static long[] squeezed(long[] dims, long[] axes) {
+        List<Long> out = new ArrayList<>();
+        for (int i = 0; i < dims.length; i++) {
+            final int axis = i;
+            boolean named = axes == null ? dims[i] == 1
+                    : Arrays.stream(axes).anyMatch(a -> (a < 0 ? a + dims.length : a) == axis);
+            if (named && dims[i] != 1) {
+                throw new Refused("Squeeze of axis " + i + ", which has size " + dims[i]);
+            }
+            if (!named) {
+                out.add(dims[i]);
+            }
+        }
+        return out.stream().mapToLong(Long::longValue).toArray();
+    }
+
     // ---- building the Squall graph -------------------------------------------------------------
 
     /**
@@ -845,10 +1067,25 @@ public final class OnnxImporter {
     }
 
     private long[] longs(TensorProto t) {
+        long[] values = integerValues(t);
+        if (Arrays.stream(values).anyMatch(v -> v == BATCH)) {
+            throw new Refused("'" + t.name() + "' = " + describe(values) + " depends on the free batch size; Squall "
+                    + "folds that only into a Reshape's shape (export with a fixed batch size)");
+        }
+        return values;
+    }
+
+    /** An integer constant's values, {@link #BATCH} included. */
+    private long[] integerValues(TensorProto t) {
         if (!OnnxTensors.isInteger(t.dataType())) {
             throw new Refused("constant " + t.describe() + " should hold integers");
         }
         return OnnxTensors.toLongs(t, dir, source);
+    }
+
+    private static String describe(long[] values) {
+        return Arrays.stream(values).mapToObj(v -> v == BATCH ? "batch" : String.valueOf(v))
+                .collect(java.util.stream.Collectors.joining(", ", "[", "]"));
     }
 
     private static float[] toFloats(long[] v) {
