@@ -28,7 +28,8 @@ import squall.ops.BuiltinOperators;
 /**
  * Every built-in operator on the TornadoVM backend against the JVM backend running the same
  * portable kernels as plain Java (the reference semantics), on small graphs with awkward shapes:
- * odd sizes, 1x1 maps, channel counts that fit no vector width, batch above 1.
+ * odd sizes, 1x1 maps, channel counts that fit no vector width or channel block, maps smaller
+ * than the kernel, batch above 1. Convolutions and per-plane broadcasts run as DeviceKernels.
  */
 class TornadoOperatorsTest {
     static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
@@ -91,6 +92,20 @@ class TornadoOperatorsTest {
                         Shape.of(1, 5, 8, 7), Shape.of(10, 1, 5, 5), Shape.of(10)),
                 op("conv2d 3 groups, hardsigmoid", "conv2d", conv(1, 1, 3, "hardsigmoid"),
                         Shape.of(2, 6, 5, 6), Shape.of(9, 2, 3, 3), Shape.of(9)),
+                op("conv2d pointwise 13 -> 10 channels on 9x11 (over one pixel tile), batch 2, hardswish",
+                        "conv2d", conv(1, 0, 1, "hardswish"), Shape.of(2, 13, 9, 11), Shape.of(10, 13, 1, 1),
+                        Shape.of(10)),
+                op("conv2d 5x5 stride 2 pad 2 on a 3x2 input, 5 -> 3 channels", "conv2d", conv(2, 2, 1, "relu"),
+                        Shape.of(1, 5, 3, 2), Shape.of(3, 5, 5, 5), Shape.of(3)),
+                op("conv2d depthwise 3x3 stride 2 pad 1 on 4x3, batch 2, no bias", "conv2d", conv(2, 1, 6, "none"),
+                        Shape.of(2, 6, 4, 3), Shape.of(6, 1, 3, 3)),
+                op("conv2d depthwise 3x3 dilation 2 (the portable kernel)", "conv2d",
+                        Attributes.of("padding", 2, "groups", 4, "dilation", 2), Shape.of(1, 4, 6, 5),
+                        Shape.of(4, 1, 3, 3), Shape.of(4)),
+                op("add [2,3,4,5] + [2,3,1,1] (one value per plane)", "add", Attributes.EMPTY,
+                        List.of(Shape.of(2, 3, 4, 5), Shape.of(2, 3, 1, 1))),
+                op("mul [2,5,1,1] x [2,5,3,3] (the scale first)", "mul", Attributes.EMPTY,
+                        List.of(Shape.of(2, 5, 1, 1), Shape.of(2, 5, 3, 3))),
                 graph("conv2d pointwise on 1x1 maps with residual, sigmoid", b -> {
                     String x = b.input("x", Shape.of(3, 13, 1, 1));
                     String residual = b.input("residual", Shape.of(3, 17, 1, 1));
