@@ -8,6 +8,7 @@ import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Shape;
 import squall.ops.cpu.Dense;
+import squall.ops.cpu.DepthwiseChannelsInLanes;
 import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
 import squall.ops.cpu.ShallowPointwise;
@@ -126,6 +127,11 @@ final class Conv2d implements Operator {
                     ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
             return new GemmConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,
                     inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns);
+        }
+        if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)
+                && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2])) {
+            return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, window, g.batch(),
+                    inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
         }
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)) {
             return new DepthwiseConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,

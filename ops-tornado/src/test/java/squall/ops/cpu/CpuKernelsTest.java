@@ -65,15 +65,24 @@ class CpuKernelsTest {
                         GemmConv.class),
                 new Conv("dense 3x3 s2 on a 1x1 map", 2, 5, 1, 1, 7, 3, 2, 1, false, GemmConv.class),
                 new Conv("depthwise 3x3 s1 on 37x19, batch 2, residual", 2, 20, 37, 19, 20, 3, 1, 20, true,
-                        DepthwiseConv.class),
-                new Conv("depthwise 3x3 s2 on 9x11", 1, 17, 9, 11, 17, 3, 2, 17, false, DepthwiseConv.class),
+                        DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s1 on 21x23, batch 2, residual (NCHW planes)", 2, 20, 21, 23, 20, 5, 1, 20,
+                        true, DepthwiseConv.class),
+                new Conv("depthwise 3x3 s2 on 9x11", 1, 17, 9, 11, 17, 3, 2, 17, false, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 3x3 s2 on 112x112 (MobileNetV2 shape)", 1, 3, 112, 112, 3, 3, 2, 3, false,
                         DepthwiseConv.class),
-                new Conv("depthwise 5x5 s1 on 14x14", 2, 7, 14, 14, 7, 5, 1, 7, false, DepthwiseConv.class),
-                new Conv("depthwise 5x5 s2 on 7x7", 1, 9, 7, 7, 9, 5, 2, 9, false, DepthwiseConv.class),
-                new Conv("depthwise 5x5 s2 on 2x3", 2, 3, 2, 3, 3, 5, 2, 3, true, DepthwiseConv.class),
-                new Conv("depthwise 3x3 s1 on a 1x1 map", 3, 33, 1, 1, 33, 3, 1, 33, false, DepthwiseConv.class),
-                new Conv("depthwise 3x3 s2 on 1x1", 1, 4, 1, 1, 4, 3, 2, 4, false, DepthwiseConv.class));
+                new Conv("depthwise 3x3 s2 on 57x55, batch 2, residual (channels in lanes)", 2, 35, 57, 55, 35, 3, 2,
+                        35, true, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 3x3 s1 on 30x29 (NCHW planes)", 1, 18, 30, 29, 18, 3, 1, 18, false,
+                        DepthwiseConv.class),
+                new Conv("depthwise 3x3 s1 on 13x14, 33 channels, batch 3, residual", 3, 33, 13, 14, 33, 3, 1, 33, true,
+                        DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s1 on 14x14", 2, 7, 14, 14, 7, 5, 1, 7, false, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s2 on 7x7", 1, 9, 7, 7, 9, 5, 2, 9, false, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s2 on 2x3", 2, 3, 2, 3, 3, 5, 2, 3, true, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 3x3 s1 on a 1x1 map", 3, 33, 1, 1, 33, 3, 1, 33, false,
+                        DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 3x3 s2 on 1x1", 1, 4, 1, 1, 4, 3, 2, 4, false, DepthwiseChannelsInLanes.class));
     }
 
     @ParameterizedTest(name = "{0}")
