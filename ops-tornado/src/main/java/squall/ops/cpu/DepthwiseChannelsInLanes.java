@@ -113,7 +113,7 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     @Override
     public void run(Workers workers) {
         Split.ranges(workers, batch * blocks, (from, to) -> {
-            float[] tile = scratch(paddedHeight * paddedWidth * LANES);
+            float[] tile = scratch((paddedHeight * paddedWidth + stride) * LANES);
             for (int item = from; item < to; item++) {
                 int image = item / blocks;
                 int firstChannel = item % blocks * LANES;
@@ -204,22 +204,31 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
         value.intoArray(output, pixel, lanes, 0, valid);
     }
 
+    /**
+     * Two output pixels at a time, so each weight load feeds two FMAs; after an odd row's last pixel
+     * the second sum reads the next row (or the tile's slack) and is not stored.
+     */
     private void convolveAnySize(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
         int taps = kernelH * kernelW;
         FloatVector bias = FloatVector.fromArray(SPECIES, packedBias, block * LANES);
         int weights = block * taps * LANES;
         for (int oy = 0; oy < outHeight; oy++) {
-            for (int ox = 0; ox < outWidth; ox++) {
+            for (int ox = 0; ox < outWidth; ox += 2) {
                 int corner = (oy * stride * paddedWidth + ox * stride) * LANES;
-                FloatVector sum = bias;
+                FloatVector first = bias;
+                FloatVector second = bias;
                 for (int ky = 0; ky < kernelH; ky++) {
                     int row = corner + ky * paddedWidth * LANES;
                     for (int kx = 0; kx < kernelW; kx++) {
-                        sum = FloatVector.fromArray(SPECIES, tile, row + kx * LANES).fma(
-                                FloatVector.fromArray(SPECIES, packedWeight, weights + (ky * kernelW + kx) * LANES), sum);
+                        FloatVector w = FloatVector.fromArray(SPECIES, packedWeight, weights + (ky * kernelW + kx) * LANES);
+                        first = FloatVector.fromArray(SPECIES, tile, row + kx * LANES).fma(w, first);
+                        second = FloatVector.fromArray(SPECIES, tile, row + (kx + stride) * LANES).fma(w, second);
                     }
                 }
-                store(sum, base + oy * outWidth + ox, lanes, valid);
+                store(first, base + oy * outWidth + ox, lanes, valid);
+                if (ox + 1 < outWidth) {
+                    store(second, base + oy * outWidth + ox + 1, lanes, valid);
+                }
             }
         }
     }
