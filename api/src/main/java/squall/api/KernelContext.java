@@ -26,6 +26,15 @@ public interface KernelContext {
         return outputShapes().get(i);
     }
 
+    /**
+     * True when input {@code i} holds the same values on every run (a graph parameter), so a
+     * kernel may preprocess it once, e.g. pack weights. False when it may change between runs (a
+     * graph input, or unknown): then it must be read afresh on every run.
+     */
+    default boolean isConstant(int i) {
+        return false;
+    }
+
     /** The buffer of input {@code i}, or null if that optional input is absent. */
     float[] input(int i);
 

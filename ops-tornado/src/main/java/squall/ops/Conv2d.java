@@ -125,7 +125,7 @@ final class Conv2d implements Operator {
         if (g.groups() == 1) {
             float[] columns = GemmConv.needsColumns(window)
                     ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
-            return new GemmConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,
+            return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window, g.batch(), inChannels,
                     inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns);
         }
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)

@@ -18,11 +18,19 @@ public final class JvmKernelContext implements KernelContext {
     private final List<Shape> outputShapes;
     private final float[][] inputs;
     private final float[][] outputs;
+    private final boolean[] constant;
     private float[] scratch = new float[0];
 
-    /** Input shapes and buffers may hold nulls for absent optional inputs. */
+    /** Input shapes and buffers may hold nulls for absent optional inputs; no input is taken as constant. */
     public JvmKernelContext(Node node, List<Shape> inputShapes, List<Shape> outputShapes, float[][] inputs,
                             float[][] outputs) {
+        this(node, inputShapes, outputShapes, inputs, outputs, new boolean[inputs.length]);
+    }
+
+    /** {@code constant[i]}: input i is a parameter whose values never change (see {@link #isConstant}). */
+    public JvmKernelContext(Node node, List<Shape> inputShapes, List<Shape> outputShapes, float[][] inputs,
+                            float[][] outputs, boolean[] constant) {
+        this.constant = constant.clone();
         this.node = node;
         this.inputShapes = Collections.unmodifiableList(new ArrayList<>(inputShapes));
         this.outputShapes = List.copyOf(outputShapes);
@@ -58,6 +66,11 @@ public final class JvmKernelContext implements KernelContext {
     @Override
     public float[] input(int i) {
         return i < inputs.length ? inputs[i] : null;
+    }
+
+    @Override
+    public boolean isConstant(int i) {
+        return i < constant.length && constant[i];
     }
 
     @Override

@@ -203,14 +203,16 @@ final class Plan {
         private CpuKernel bind(Node node, Operator op) {
             List<Shape> inShapes = new ArrayList<>();
             float[][] in = new float[node.inputs().size()][];
+            boolean[] constant = new boolean[in.length];
             for (int i = 0; i < in.length; i++) {
                 String v = node.inputs().get(i);
                 inShapes.add(v.isEmpty() ? null : shapes.get(v));
                 in[i] = v.isEmpty() ? null : array(v);
+                constant[i] = !v.isEmpty() && model.weights().containsKey(storageOf(v));
             }
             List<Shape> outShapes = node.outputs().stream().map(shapes::get).toList();
             float[][] out = node.outputs().stream().map(this::array).toArray(float[][]::new);
-            var context = new JvmKernelContext(node, inShapes, outShapes, in, out);
+            var context = new JvmKernelContext(node, inShapes, outShapes, in, out, constant);
             CpuKernel tuned = op.cpuKernel(context);
             if (tuned != null) {
                 return tuned;

@@ -34,11 +34,11 @@ public final class GemmConv implements CpuKernel {
      * {@code columnsScratch} holds the im2col matrix of one image (null for a 1x1 conv that needs
      * none, see {@link #needsColumns}); residual may be null.
      */
-    public GemmConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int[] window,
-                    int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
-                    int outWidth, int activation, float[] columnsScratch) {
+    public GemmConv(float[] input, float[] weight, boolean weightConstant, float[] bias, float[] residual,
+                    float[] output, int[] window, int batch, int inChannels, int inHeight, int inWidth,
+                    int outChannels, int outHeight, int outWidth, int activation, float[] columnsScratch) {
         int depth = inChannels * window[0] * window[1];
-        this.gemm = new PackedGemm(weight, bias, outChannels, depth, activation);
+        this.gemm = new PackedGemm(weight, weightConstant, bias, outChannels, depth, activation);
         this.shallow = columnsScratch != null && ShallowPointwise.beatsTheGemm(depth, outHeight * outWidth)
                 ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
                         outHeight * outWidth, activation) : null;
@@ -72,6 +72,7 @@ public final class GemmConv implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
+        gemm.repackIfChanging();
         int pixels = outHeight * outWidth;
         int chunks = (pixels + CHUNK - 1) / CHUNK;
         int panels = gemm.panels();

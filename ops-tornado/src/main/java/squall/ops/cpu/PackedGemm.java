@@ -20,6 +20,8 @@ public final class PackedGemm {
     static final int TILE_COLUMNS = 2 * LANES;
 
     private final float[] packed;
+    /** The weights to pack again before every run, or null when they are constant (packed once). */
+    private final float[] changingWeight;
     private final float[] bias;
     private final int rows;
     private final int depth;
@@ -29,9 +31,14 @@ public final class PackedGemm {
     private final float upper;
     private final boolean clampOnly;
 
-    /** {@code weight} is [rows, depth] row-major; {@code bias} has {@code rows} values. */
-    public PackedGemm(float[] weight, float[] bias, int rows, int depth, int activation) {
+    /**
+     * {@code weight} is [rows, depth] row-major; {@code bias} has {@code rows} values. Constant
+     * weights (parameters) are packed here once; others (a graph input, e.g. ONNX's W fed at run
+     * time) again by {@link #repackIfChanging} at the start of every run.
+     */
+    public PackedGemm(float[] weight, boolean weightConstant, float[] bias, int rows, int depth, int activation) {
         this.packed = pack(weight, rows, depth);
+        this.changingWeight = weightConstant ? null : weight;
         this.bias = bias;
         this.rows = rows;
         this.depth = depth;
@@ -41,10 +48,20 @@ public final class PackedGemm {
         this.upper = clampOnly ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
     }
 
+    /** Call once per run before computing: packs the weights again when they may have changed. */
+    public void repackIfChanging() {
+        if (changingWeight != null) {
+            pack(changingWeight, rows, depth, packed);
+        }
+    }
+
     /** Panel p holds rows [12p, 12p + 12) as [depth][12]. */
     static float[] pack(float[] weight, int rows, int depth) {
         int panels = (rows + TILE_ROWS - 1) / TILE_ROWS;
-        float[] packed = new float[panels * depth * TILE_ROWS];
+        return pack(weight, rows, depth, new float[panels * depth * TILE_ROWS]);
+    }
+
+    private static float[] pack(float[] weight, int rows, int depth, float[] packed) {
         for (int r = 0; r < rows; r++) {
             int panelStart = r / TILE_ROWS * depth * TILE_ROWS;
             for (int k = 0; k < depth; k++) {

@@ -66,9 +66,18 @@ class JvmBackendTest {
     /** The reference: every node's portable kernels, one after another, each output in a fresh array. */
     static Tensor runPortable(Model model, Tensor input) {
         Graph graph = model.graph();
-        Map<String, Shape> shapes = graph.inferShapes(input.shape(), OPERATORS);
+        return runPortable(model, Map.of(graph.inputs().keySet().iterator().next(), input))
+                .get(graph.outputs().getFirst());
+    }
+
+    /** Every output of the graph, computed node by node with the portable kernels. */
+    static Map<String, Tensor> runPortable(Model model, Map<String, Tensor> inputs) {
+        Graph graph = model.graph();
+        Map<String, Shape> inputShapes = new HashMap<>();
+        inputs.forEach((name, t) -> inputShapes.put(name, t.shape()));
+        Map<String, Shape> shapes = graph.inferShapes(inputShapes, OPERATORS);
         Map<String, float[]> values = new HashMap<>();
-        values.put(graph.inputs().keySet().iterator().next(), input.data());
+        inputs.forEach((name, t) -> values.put(name, t.data()));
         model.weights().forEach((name, t) -> values.put(name, t.data()));
         for (Node node : graph.nodes()) {
             List<Shape> inShapes = new ArrayList<>();
@@ -84,8 +93,11 @@ class JvmBackendTest {
                 values.put(node.outputs().get(i), context.output(i));
             }
         }
-        String out = graph.outputs().getFirst();
-        return new Tensor(shapes.get(out), values.get(out));
+        Map<String, Tensor> outputs = new LinkedHashMap<>();
+        for (String out : graph.outputs()) {
+            outputs.put(out, new Tensor(shapes.get(out), values.get(out)));
+        }
+        return outputs;
     }
 
     static Tensor image(Random random, int batch, int height, int width) {
@@ -139,6 +151,38 @@ class JvmBackendTest {
             assertTrue(Math.abs(expected[i] - actual[i]) <= tolerance, what + ": element " + i + " is " + actual[i]
                     + ", expected " + expected[i] + " within " + tolerance);
         }
+    }
+
+    /**
+     * A conv whose weight is a graph input (as in ONNX's Conv test cases) may change between runs:
+     * the CPU kernel must not keep the weights it packed at compile. Checked against the portable
+     * kernel with new weights on every run.
+     */
+    @Test
+    void weightsFedAsInputsAreReadOnEveryRun() {
+        var b = Graph.builder("conv with weight input");
+        String x = b.input("x", Shape.of(1, 3, 9, 9));
+        String w = b.input("w", Shape.of(13, 3, 3, 3));
+        Graph graph = b.output(b.op("conv2d", "conv", Attributes.of("padding", 1), x, w)).build();
+        Model model = new Model(graph, Map.of());
+        Random random = new Random(5);
+        try (CompiledModel compiled = compile(model, 2)) {
+            for (int run = 0; run < 3; run++) {
+                Map<String, Tensor> inputs = Map.of("x", random(random, Shape.of(1, 3, 9, 9)),
+                        "w", random(random, Shape.of(13, 3, 3, 3)));
+                Tensor expected = runPortable(model, inputs).get(graph.outputs().getFirst());
+                Tensor actual = compiled.run(inputs).get(graph.outputs().getFirst());
+                assertClose(expected.data(), actual.data(), "run " + run);
+            }
+        }
+    }
+
+    private static Tensor random(Random random, Shape shape) {
+        float[] data = new float[shape.size()];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = (float) random.nextGaussian();
+        }
+        return new Tensor(shape, data);
     }
 
     @Test
