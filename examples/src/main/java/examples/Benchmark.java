@@ -235,7 +235,7 @@ public final class Benchmark extends Tool {
         double median = percentile(sorted, 50);
         double imagesPerSecond = batch / (median / 1e3);
         return new Comparison("onnxruntime", OnnxRuntimeSession.version(), measured.onnxFile(), threads,
-                "alternating blocks of up to " + BLOCK + " timed runs per engine, each block after one untimed run, "
+                "alternating blocks of up to " + BLOCK + " timed runs per engine, each block after a " + SETTLE_MS + " ms pause and one untimed run, "
                         + "the engine going first alternating",
                 median, percentile(sorted, 10), percentile(sorted, 90), imagesPerSecond,
                 2.0 * multiplyAdds * imagesPerSecond / 1e9, squallMedianMs / median,
@@ -257,6 +257,7 @@ public final class Benchmark extends Tool {
             int block = Math.min(BLOCK, runs - done);
             for (int k = 0; k < 2; k++) {
                 int engine = (round + k) % 2;
+                settle();
                 engines[engine].run();
                 for (int i = 0; i < block; i++) {
                     long start = System.nanoTime();
@@ -269,6 +270,22 @@ public final class Benchmark extends Tool {
         }
         return latencies;
     }
+
+    /**
+     * A pause before each block. Both engines' worker threads spin for a while after a run before
+     * they park (ONNX Runtime's intra-op pool, Squall's Workers): without the pause the engine that
+     * just ran keeps one of the two cores busy during the other's block, which doubled both
+     * engines' latencies on 2 cores.
+     */
+    private static void settle() {
+        try {
+            Thread.sleep(SETTLE_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    private static final long SETTLE_MS = 200;
 
     /**
      * max |a - b| over max |b|: the error relative to the output's scale, since an element-wise
