@@ -54,7 +54,7 @@ class DeterminismTest {
         }
     }
 
-    /** What docs/errors.md says about thread counts: measured, and bounded. */
+    /** What the README's error catalogue says about thread counts: measured, and bounded. */
     @Test
     void oneAndTwoThreadsAgree() {
         for (String network : new String[] {"mobilenet_v3_small", "efficientnet_b0"}) {

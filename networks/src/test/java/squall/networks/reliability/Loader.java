@@ -68,7 +68,7 @@ enum Loader {
      * plus 16 bytes per file byte (float16 weights widen 2x, the ONNX reader holds the file and its
      * tensors). An image may also be decoded to its declared size up to {@link ImageFiles#MAX_PIXELS}
      * before its data turns out to be missing: ImageIO allocates the raster from the header, so
-     * there the bound is the pixel limit, not the file (see docs/errors.md).
+     * there the bound is the pixel limit, not the file (see the README's error catalogue).
      */
     long allocationBound(long fileBytes) {
         long parsers = (64L << 20) + 16 * fileBytes;
