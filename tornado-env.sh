@@ -31,8 +31,9 @@ _squall_find_jdk() {
 _squall_find_tornado() {
     local candidate
     for candidate in "${1:-}" "${TORNADOVM_HOME:-}"; do
-        [ -n "$candidate" ] && [ -x "$candidate/bin/tornado" ] && { (cd "$candidate" && pwd -P); return; }
+        [ -n "$candidate" ] && [ -x "$candidate/bin/tornado" ] && { (cd "$candidate" && pwd -P); return 0; }
     done
+    return 0  # none found is not a failure (callers may run under set -e)
 }
 
 _squall_jdk=$(_squall_find_jdk)
