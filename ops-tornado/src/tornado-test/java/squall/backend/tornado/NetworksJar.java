@@ -57,6 +57,20 @@ final class NetworksJar {
         return Model.bind(graph, weights, "RandomWeights seed " + seed);
     }
 
+    /** The network with the weights of a safetensors file (Weights.load), as PyTorchParityTest binds them. */
+    @SuppressWarnings("unchecked")
+    static Model loadedModel(String name, Path weightsFile) {
+        Graph graph = (Graph) call("squall.networks.Networks", "build", new Class<?>[] {String.class}, name);
+        Map<String, Tensor> weights = (Map<String, Tensor>) call("squall.networks.weights.Weights", "load",
+                new Class<?>[] {Path.class}, weightsFile);
+        return Model.bind(graph, weights, weightsFile.toString());
+    }
+
+    /** A float32 .npy file as a tensor (Npy.read). */
+    static Tensor readNpy(Path file) {
+        return (Tensor) call("squall.networks.Npy", "read", new Class<?>[] {Path.class}, file);
+    }
+
     /** OnnxImporter.load; an {@code OnnxImporter.Unsupported} comes back as such (a RuntimeException). */
     static Model importOnnx(Path file, Operators operators) {
         return (Model) call("squall.networks.onnx.OnnxImporter", "load", new Class<?>[] {Path.class, Operators.class},

@@ -7,11 +7,15 @@ import static squall.backend.tornado.TornadoOperatorsTest.BUILTIN;
 import static squall.backend.tornado.TornadoOperatorsTest.assertClose;
 import static squall.backend.tornado.TornadoOperatorsTest.randomModel;
 
+import java.io.IOException;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import java.util.zip.CRC32;
 import org.junit.jupiter.api.AfterAll;
@@ -148,19 +152,125 @@ class TornadoNetworkTest {
     private static final List<String> TABLE = new ArrayList<>();
 
     /**
-     * Each network with RandomWeights (seeded by the CRC32 of its name, as networks' OrtOracleTest
-     * does) on a smooth image, on the tornado backend (compiler passes and device kernels, as
-     * a user gets it) against the JVM backend. Bailouts fail it: the tests run with
+     * Each network with networks' PyTorch references (calibrated weights and a batch-2 input) against
+     * PyTorch's logits and the JVM backend's; where there are none and no torch to make them, with
+     * RandomWeights (seeded by the CRC32 of its name, as networks' OrtOracleTest does) on a smooth
+     * image against the JVM backend. Tornado runs with its compiler passes and device kernels, as a
+     * user gets it. Bailouts fail it: the tests run with
      * -Dtornado.recover.bailout=False, so a kernel TornadoVM cannot compile is an error, never a
      * quiet run in Java. MobileNet V2 and V3-Small by default, all 15 with -Dsquall.test.large=true.
      */
     @TestFactory
-    Stream<DynamicTest> networksMatchTheJvmBackend() {
+    Stream<DynamicTest> networksMatchTheJvmBackend() throws IOException, InterruptedException {
         assertEquals(NETWORKS.stream().map(NetworkCase::name).sorted().toList(),
                 NetworksJar.names().stream().sorted().toList(), "a case per network");
         boolean large = Boolean.getBoolean("squall.test.large");
-        return NETWORKS.stream().filter(c -> large || c.byDefault())
-                .map(c -> DynamicTest.dynamicTest(c.name() + " " + c.height() + "x" + c.width(), () -> check(c)));
+        List<NetworkCase> cases = NETWORKS.stream().filter(c -> large || c.byDefault()).toList();
+        Path references = pytorchReferences(cases.stream().map(NetworkCase::name).toList());
+        return cases.stream().map(c -> references != null
+                ? DynamicTest.dynamicTest(c.name() + " with PyTorch weights", () -> checkAgainstPyTorch(c.name(),
+                        references.resolve(c.name())))
+                : DynamicTest.dynamicTest(c.name() + " " + c.height() + "x" + c.width(), () -> check(c)));
+    }
+
+    /**
+     * Where networks' make_references.py writes, per network, calibrated weights, a batch-2 input and
+     * PyTorch's logits: -Dsquall.pytorch.references, by default networks' own (PyTorchParityTest
+     * makes them), else made here under target/. Null, and the RandomWeights comparison runs
+     * instead, when they are missing and /usr/bin/python3 has no torch.
+     */
+    static Path pytorchReferences(List<String> names) throws IOException, InterruptedException {
+        Path given = Path.of(System.getProperty("squall.pytorch.references", "../networks/target/pytorch-references"));
+        if (names.stream().allMatch(n -> Files.isRegularFile(given.resolve(n).resolve("logits.npy")))) {
+            return given;
+        }
+        Path made = Path.of("target/pytorch-references");
+        List<String> missing = names.stream()
+                .filter(n -> !Files.isRegularFile(made.resolve(n).resolve("logits.npy"))).toList();
+        if (missing.isEmpty()) {
+            return made;
+        }
+        Path script = Path.of("../networks/src/test/python/make_references.py");
+        String python = System.getProperty("squall.python", "/usr/bin/python3");
+        if (!Files.isRegularFile(script) || exitCode(List.of(python, "-c", "import torch, torchvision"), 2) != 0) {
+            System.out.println("no PyTorch references in " + given + " and no torch for " + python
+                    + ": comparing with the JVM backend on RandomWeights only");
+            return null;
+        }
+        Files.createDirectories(made);
+        List<String> command = new ArrayList<>(List.of(python, script.toString(), made.toString()));
+        command.addAll(missing);
+        System.out.println("making PyTorch references: " + String.join(" ", command));
+        int exit = exitCode(command, 30);
+        assertEquals(0, exit, "make_references.py failed (its output is above): " + String.join(" ", command));
+        return made;
+    }
+
+    private static int exitCode(List<String> command, long minutes) throws IOException, InterruptedException {
+        Process process = new ProcessBuilder(command).inheritIO().start();
+        if (!process.waitFor(minutes, TimeUnit.MINUTES)) {
+            process.destroyForcibly();
+            return -1;
+        }
+        return process.exitValue();
+    }
+
+    /**
+     * A network with make_references.py's calibrated weights on its batch-2 input, on tornado,
+     * against PyTorch's logits (PyTorchParityTest's tolerance) and against the JVM backend. These
+     * weights keep the logits clearly input-dependent, so unlike RandomWeights no network is too
+     * chaotic to compare.
+     */
+    private static void checkAgainstPyTorch(String name, Path directory) {
+        Model model = NetworksJar.loadedModel(name, directory.resolve("weights.safetensors"));
+        Tensor image = NetworksJar.readNpy(directory.resolve("input.npy"));
+        Tensor reference = NetworksJar.readNpy(directory.resolve("logits.npy"));
+        String input = model.graph().inputs().keySet().iterator().next();
+        Map<String, Tensor> inputs = Map.of(input, image);
+        Tensor jvmLogits;
+        long jvmNanos;
+        try (CompiledModel jvm = Backends.select("jvm").compile(model, BUILTIN, Map.of())) {
+            jvmLogits = jvm.run(inputs).values().iterator().next();
+            jvmNanos = steadyState(jvm, inputs);
+        }
+        try (CompiledModel tornado = new TornadoBackend().compile(model, BUILTIN, Map.of())) {
+            long start = System.nanoTime();
+            Tensor logits = tornado.run(inputs).values().iterator().next();
+            long firstRun = System.nanoTime() - start;
+            TaskGraphPlan plan = ((TornadoCompiledModel) tornado).plan(Map.of(input, image.shape()));
+            long steady = steadyState(tornado, inputs);
+            assertEquals(reference.shape(), logits.shape(), name + ": shape of the logits");
+            double[] vsPyTorch = maxError(logits, reference);
+            double[] vsJvm = maxError(logits, jvmLogits);
+            double pytorchTolerance = RELATIVE * vsPyTorch[1] + ABSOLUTE;
+            double jvmTolerance = RELATIVE * vsJvm[1] + ABSOLUTE;
+            String line = String.format("%-19s %s %4d tasks %2d graphs  compile %6.1f s  first run %6.1f s  "
+                            + "steady %8.1f ms  (jvm %6.1f ms)  max error vs PyTorch %.2g (tolerance %.2g), "
+                            + "vs jvm %.2g (tolerance %.2g)",
+                    name, image.shape(), plan.tasks().size(), plan.taskGraphs(), plan.compileNanos() / 1e9,
+                    firstRun / 1e9, steady / 1e6, jvmNanos / 1e6, vsPyTorch[0], pytorchTolerance, vsJvm[0],
+                    jvmTolerance);
+            System.out.println(line);
+            synchronized (TABLE) {
+                TABLE.add(line);
+            }
+            assertTrue(vsPyTorch[0] <= pytorchTolerance, name + ": tornado logits are " + vsPyTorch[0]
+                    + " from PyTorch's, over " + RELATIVE + " * max |logit| " + vsPyTorch[1] + " + " + ABSOLUTE);
+            assertTrue(vsJvm[0] <= jvmTolerance, name + ": tornado logits are " + vsJvm[0]
+                    + " from the jvm backend's, over " + RELATIVE + " * max |logit| " + vsJvm[1] + " + " + ABSOLUTE);
+        }
+    }
+
+    /** {max |actual - expected| (NaN as infinity), max |expected|}. */
+    private static double[] maxError(Tensor actual, Tensor expected) {
+        double largest = 0;
+        double error = 0;
+        for (int i = 0; i < expected.data().length; i++) {
+            largest = Math.max(largest, Math.abs(expected.data()[i]));
+            double e = Math.abs((double) actual.data()[i] - expected.data()[i]);
+            error = Double.isNaN(e) ? Double.POSITIVE_INFINITY : Math.max(error, e);
+        }
+        return new double[] {error, largest};
     }
 
     private static void check(NetworkCase c) {
@@ -265,7 +375,7 @@ class TornadoNetworkTest {
     @AfterAll
     static void printTable() {
         if (!TABLE.isEmpty()) {
-            System.out.println("tornado backend on " + new TornadoBackend().devices().getFirst() + ", batch 1:\n"
+            System.out.println("tornado backend on " + new TornadoBackend().devices().getFirst() + ":\n"
                     + String.join("\n", TABLE));
         }
     }
