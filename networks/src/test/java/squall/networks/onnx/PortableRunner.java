@@ -6,13 +6,13 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import squall.api.KernelCall;
-import squall.api.KernelContext;
 import squall.api.Model;
 import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Operators;
 import squall.api.Shape;
 import squall.api.Tensor;
+import squall.backend.jvm.JvmKernelContext;
 
 /**
  * Runs a model node by node with each operator's portable kernels, called directly: no backend, no
@@ -20,58 +20,6 @@ import squall.api.Tensor;
  */
 final class PortableRunner {
     private PortableRunner() {
-    }
-
-    /** A KernelContext over plain arrays, with one scratch buffer per node. */
-    private static final class Context implements KernelContext {
-        private final Node node;
-        private final List<Shape> inputShapes;
-        private final List<Shape> outputShapes;
-        private final List<float[]> inputs;
-        private final List<float[]> outputs;
-        private float[] scratch = new float[0];
-
-        Context(Node node, List<Shape> inputShapes, List<Shape> outputShapes, List<float[]> inputs,
-                List<float[]> outputs) {
-            this.node = node;
-            this.inputShapes = inputShapes;
-            this.outputShapes = outputShapes;
-            this.inputs = inputs;
-            this.outputs = outputs;
-        }
-
-        @Override
-        public Node node() {
-            return node;
-        }
-
-        @Override
-        public List<Shape> inputShapes() {
-            return inputShapes;
-        }
-
-        @Override
-        public List<Shape> outputShapes() {
-            return outputShapes;
-        }
-
-        @Override
-        public float[] input(int i) {
-            return i < inputs.size() ? inputs.get(i) : null;
-        }
-
-        @Override
-        public float[] output(int i) {
-            return outputs.get(i);
-        }
-
-        @Override
-        public float[] scratch(int size) {
-            if (scratch.length < size) {
-                scratch = new float[size];
-            }
-            return scratch;
-        }
     }
 
     /** Every graph output by name. Inputs and weights are copied, so kernels cannot change them. */
@@ -98,7 +46,8 @@ final class PortableRunner {
                 outBuffers.add(buffer);
                 values.put(name, buffer);
             }
-            for (KernelCall call : op.kernels(new Context(node, in, out, inBuffers, outBuffers))) {
+            for (KernelCall call : op.kernels(new JvmKernelContext(node, in, out, inBuffers.toArray(float[][]::new),
+                    outBuffers.toArray(float[][]::new)))) {
                 call.invoke();
             }
         }
