@@ -27,7 +27,7 @@ import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.api.Workers;
-import squall.backend.jvm.JvmKernelContext;
+import squall.backend.jvm.JvmCompiledModel;
 import squall.ops.passes.Passes;
 import squall.networks.onnx.OnnxExporter;
 
@@ -128,6 +128,7 @@ public final class Benchmark extends Tool {
         double[] latencies;
         String backend;
         Measured measured = null;
+        List<NodeTime> nodes = null;
         try (CompiledModel compiled = loaded.compile(options)) {
             backend = compiled.backend();
             if (profile && !backend.equals("jvm")) {
@@ -140,13 +141,14 @@ public final class Benchmark extends Tool {
                 measured = measureWithOnnxRuntime(loaded, compiled, input, threads);
                 latencies = measured.squallMs();
             }
+            if (profile && compiled instanceof JvmCompiledModel jvm) {
+                nodes = profileNodes(jvm, input);
+            }
         }
         double[] sorted = latencies.clone();
         Arrays.sort(sorted);
         double median = percentile(sorted, 50);
         Comparison comparison = measured == null ? null : compare(measured, median, threads, multiplyAdds);
-        List<NodeTime> nodes = profile && backend.equals("jvm")
-                ? profileNodes(loaded.model(), input, operators, options.threads) : null;
         Report report = new Report(loaded.description(), backend, threads, r, batch, runs,
                 median, percentile(sorted, 10), percentile(sorted, 90), batch / (median / 1e3),
                 2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, multiplyAdds, nodes, comparison);
@@ -309,7 +311,7 @@ public final class Benchmark extends Tool {
             Map<String, Double> byOp = new java.util.TreeMap<>();
             report.profile().forEach(n -> byOp.merge(n.op(), n.milliseconds(), Double::sum));
             double sum = byOp.values().stream().mapToDouble(Double::doubleValue).sum();
-            out.printf("sum of nodes run alone: %.2f ms; by op: %s%n", sum, byOp.entrySet().stream()
+            out.printf("sum of steps: %.2f ms; by op: %s%n", sum, byOp.entrySet().stream()
                     .sorted(Map.Entry.comparingByValue(java.util.Comparator.reverseOrder()))
                     .map(e -> String.format("%s %.1f%%", e.getKey(), 100 * e.getValue() / Math.max(sum, 1e-9)))
                     .collect(java.util.stream.Collectors.joining(", ")));
@@ -350,78 +352,24 @@ public final class Benchmark extends Tool {
     }
 
     /**
-     * Times each node of the optimised graph alone with the kernels the jvm backend runs for it (its
-     * CPU kernel, else its portable kernels), through the backend's public {@link JvmKernelContext}. Nodes run in graph
-     * order on fresh buffers, a value dropped after its last reader, so memory stays near the
-     * backend's; one untimed pass first warms the JIT.
+     * Times every step of the jvm backend's own plan for this input (after its passes, buffers
+     * shared by liveness, weights packed once) over several runs of the warm model, so the
+     * per-node times add up to a run's time.
      */
-    private List<NodeTime> profileNodes(Model written, Tensor input, Operators operators, Integer threads) {
-        // The graph the jvm backend runs: its compile-time passes, then residual fusion once shapes are known.
-        Model optimized = Passes.optimize(written);
-        Model model = Passes.fuseResiduals(optimized, optimized.graph().inferShapes(input.shape(), operators));
-        Graph graph = model.graph();
-        Map<String, Shape> shapes = graph.inferShapes(input.shape(), operators);
-        Map<String, Integer> lastUse = new HashMap<>();
-        for (int i = 0; i < graph.nodes().size(); i++) {
-            for (String value : graph.nodes().get(i).inputs()) {
-                lastUse.put(value, i);
-            }
-        }
-        Workers workers = Workers.of(threads != null ? threads : Runtime.getRuntime().availableProcessors());
-        long[] nanos = new long[graph.nodes().size()];
-        int passes = Math.max(1, Math.min(runs, 10));
-        progress("profiling " + graph.nodes().size() + " nodes, " + passes + " passes");
-        for (int pass = 0; pass <= passes; pass++) {
-            Map<String, float[]> values = new HashMap<>();
-            values.put(graph.inputs().keySet().iterator().next(), input.data());
-            model.weights().forEach((name, tensor) -> values.put(name, tensor.data()));
-            for (int i = 0; i < graph.nodes().size(); i++) {
-                Node node = graph.nodes().get(i);
-                Operator op = operators.get(node.op());
-                if (op.isIdentity(node) && node.outputs().size() == 1
-                        && shapes.get(node.input(0)).size() == shapes.get(node.output()).size()) {
-                    // The backend aliases these buffers and runs nothing.
-                    values.put(node.output(), values.get(node.input(0)));
-                    continue;
-                }
-                List<Shape> inShapes = node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList();
-                float[][] in = node.inputs().stream().map(v -> v.isEmpty() ? null : values.get(v))
-                        .toArray(float[][]::new);
-                List<Shape> outShapes = node.outputs().stream().map(shapes::get).toList();
-                var context = JvmKernelContext.withNewOutputs(node, inShapes, outShapes, in);
-                CpuKernel kernel = kernel(op, context);
-                long start = System.nanoTime();
-                kernel.run(workers);
-                long elapsed = System.nanoTime() - start;
-                if (pass > 0) {
-                    nanos[i] += elapsed;
-                }
-                for (int k = 0; k < node.outputs().size(); k++) {
-                    values.put(node.outputs().get(k), context.output(k));
-                }
-                final int step = i;
-                node.inputs().forEach(v -> {
-                    if (lastUse.get(v) == step && !graph.parameters().containsKey(v)) {
-                        values.remove(v);
-                    }
-                });
-            }
+    private List<NodeTime> profileNodes(JvmCompiledModel compiled, Tensor input) {
+        List<Node> steps = compiled.steps(input.shape());
+        long[] nanos = new long[steps.size()];
+        int passes = Math.max(10, runs);
+        progress("profiling " + steps.size() + " steps over " + passes + " runs");
+        for (int pass = 0; pass < passes; pass++) {
+            compiled.profile(input, nanos);
         }
         long total = Math.max(1, Arrays.stream(nanos).sum());
         List<NodeTime> times = new ArrayList<>();
         for (int i = 0; i < nanos.length; i++) {
-            Node node = graph.nodes().get(i);
+            Node node = steps.get(i);
             times.add(new NodeTime(node.name(), node.op(), millis(nanos[i]) / passes, (double) nanos[i] / total));
         }
         return times;
-    }
-
-    private static CpuKernel kernel(Operator op, JvmKernelContext context) {
-        CpuKernel tuned = op.cpuKernel(context);
-        if (tuned != null) {
-            return tuned;
-        }
-        List<KernelCall> calls = op.kernels(context);
-        return workers -> calls.forEach(KernelCall::invoke);
     }
 }

@@ -15,7 +15,7 @@ import squall.api.Workers;
 import squall.ops.passes.Passes;
 
 /** A model on the JVM backend: one {@link Plan} per concrete input shapes, made on first use. */
-final class JvmCompiledModel implements CompiledModel {
+public final class JvmCompiledModel implements CompiledModel {
     /** Distinct input shapes planned before the cache starts over (each plan holds its buffers). */
     private static final int MAX_PLANS = 32;
 
@@ -118,14 +118,14 @@ final class JvmCompiledModel implements CompiledModel {
      * Runs once on {@code input}, adding each step's time to {@code stepNanos} (sized by
      * {@link #steps}), and returns the output: a per-layer profile of exactly what run() does.
      */
-    Tensor profile(Tensor input, long[] stepNanos) {
+    public Tensor profile(Tensor input, long[] stepNanos) {
         String name = model.graph().inputs().keySet().iterator().next();
         Plan plan = plan(Map.of(name, input.shape()));
         return plan.run(Map.of(name, input), workers, stepNanos).get(model.graph().outputs().getFirst());
     }
 
     /** The nodes a run of this input shape executes, in order. */
-    List<squall.api.Node> steps(Shape inputShape) {
+    public List<squall.api.Node> steps(Shape inputShape) {
         return plan(Map.of(model.graph().inputs().keySet().iterator().next(), inputShape)).steps();
     }
 

@@ -8,13 +8,10 @@ import squall.ops.Split;
  * A dense (groups = 1) convolution in NCHW as a {@link PackedGemm} per image: a 1x1 stride-1
  * unpadded conv multiplies the weights by the image itself; any other kernel first unrolls the
  * image into an im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006).
- * Work is split over (column chunk, 12-row panel) pairs, panels innermost so neighbouring tasks
- * share a chunk of B in cache.
+ * Each thread packs a strip of B's columns once and multiplies every panel of A (or its share of
+ * them) by it.
  */
 public final class GemmConv implements CpuKernel {
-    /** Columns per task: a multiple of the wide tile, small enough to give both cores work. */
-    private static final int CHUNK = 4 * PackedGemm.TILE_COLUMNS;
-
     private final PackedGemm gemm;
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
     private final ShallowPointwise shallow;
@@ -74,24 +71,15 @@ public final class GemmConv implements CpuKernel {
     public void run(Workers workers) {
         gemm.repackIfChanging();
         int pixels = outHeight * outWidth;
-        int chunks = (pixels + CHUNK - 1) / CHUNK;
-        int panels = gemm.panels();
-        int inSize = inChannels * inHeight * inWidth;
         int outSize = gemm.rows() * pixels;
         if (columns == null) {
-            Split.ranges(workers, batch * chunks * panels, (from, to) -> {
-                for (int item = from; item < to; item++) {
-                    int n = item / (chunks * panels);
-                    int chunk = item / panels % chunks;
-                    gemm.compute(item % panels, chunk * CHUNK, Math.min(pixels, (chunk + 1) * CHUNK), input,
-                            n * inSize, pixels, residual, output, n * outSize);
-                }
-            });
+            multiply(workers, input, inChannels * inHeight * inWidth, batch, pixels, 0);
             return;
         }
         for (int n = 0; n < batch; n++) {
             int image = n;
             int depth = inChannels * window[0] * window[1];
+            int inSize = inChannels * inHeight * inWidth;
             Split.ranges(workers, depth, (from, to) -> {
                 for (int row = from; row < to; row++) {
                     im2colRow(image * inSize, row);
@@ -101,13 +89,62 @@ public final class GemmConv implements CpuKernel {
                 shallow.runImage(workers, image * outSize);
                 continue;
             }
-            Split.ranges(workers, chunks * panels, (from, to) -> {
-                for (int item = from; item < to; item++) {
-                    int chunk = item / panels;
-                    gemm.compute(item % panels, chunk * CHUNK, Math.min(pixels, (chunk + 1) * CHUNK), columns, 0,
-                            pixels, residual, output, image * outSize);
+            multiply(workers, columns, 0, 1, pixels, image * outSize);
+        }
+    }
+
+    /**
+     * output[outStart + n·outSize ...] = the GEMM over B = {@code images} matrices [depth, pixels],
+     * the n-th at b[n·bImageSize]. Their columns are numbered one after another, so a strip may
+     * span two images: on 7x7 maps at batch 8, 392 columns fill 13 strips where per-image strips
+     * would need 16. Work items are (strip, group of panels): one strip each while there are
+     * enough to keep every thread busy, else each strip's panels split over the threads too.
+     */
+    private void multiply(Workers workers, float[] b, int bImageSize, int images, int pixels, int outStart) {
+        int totalColumns = images * pixels;
+        int strips = (totalColumns + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
+        int panels = gemm.panels();
+        int groups = Math.max(1, Math.min(panels, (4 * workers.count() + strips - 1) / strips));
+        int outSize = gemm.rows() * pixels;
+        Split.ranges(workers, strips * groups, (from, to) -> {
+            float[] strip = Scratch.floats(gemm.stripSize());
+            float[] tile = new float[PackedGemm.tileSize()];
+            int packedStrip = -1;
+            for (int item = from; item < to; item++) {
+                int s = item / groups;
+                int group = item % groups;
+                int first = s * PackedGemm.TILE_COLUMNS;
+                int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
+                if (s != packedStrip) {
+                    pack(b, bImageSize, pixels, first, width, strip);
+                    packedStrip = s;
                 }
-            });
+                for (int panel = group * panels / groups; panel < (group + 1) * panels / groups; panel++) {
+                    gemm.multiply(panel, strip, width, tile);
+                    for (int c = 0; c < width; ) {
+                        int n = (first + c) / pixels;
+                        int p = (first + c) % pixels;
+                        int count = Math.min(width - c, pixels - p);
+                        gemm.store(tile, panel, c, count, residual, output, outStart + n * outSize + p, pixels);
+                        c += count;
+                    }
+                }
+            }
+        });
+    }
+
+    /** Columns [first, first + width) of the images' B, image by image, into the strip. */
+    private void pack(float[] b, int bImageSize, int pixels, int first, int width, float[] strip) {
+        int depth = gemm.stripSize() / PackedGemm.TILE_COLUMNS;
+        for (int c = 0; c < width; ) {
+            int n = (first + c) / pixels;
+            int p = (first + c) % pixels;
+            int count = Math.min(width - c, pixels - p);
+            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, c);
+            c += count;
+        }
+        if (width < PackedGemm.TILE_COLUMNS) {
+            PackedGemm.clearStrip(strip, depth, width);
         }
     }
 

@@ -7,12 +7,14 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
 /**
- * out = act(A·B + bias) + residual for one image, with A [rows, depth] packed once and B [depth,
- * columns] row-major: a 1x1 convolution in NCHW (A = weight [outChannels, inChannels], B = the
- * image's [inChannels, H·W]) or, over an im2col matrix, any dense convolution. The microkernel holds
- * a 12-row x 2-vector tile of out in 24 registers; each depth step loads two vectors of B and
- * broadcasts twelve weights (Goto and van de Geijn's register blocking with A packed in 12-row
- * panels, zero-padded past the last row).
+ * out = act(A·B + bias) + residual, with A [rows, depth] packed once and B [depth, columns]: a 1x1
+ * convolution in NCHW (A = weight [outChannels, inChannels], B = the images' [inChannels, H·W]) or,
+ * over an im2col matrix, any dense convolution. Goto and van de Geijn's scheme: A is packed in
+ * 12-row panels (zero-padded past the last row), B in strips of two vectors of columns, each
+ * copied once into a contiguous [depth][2 vectors] buffer and reused by every panel; the
+ * microkernel holds a 12-row x 2-vector tile of out in 24 registers, and each depth step loads two
+ * vectors of the strip and broadcasts twelve weights. Packing B turned strided loads that split
+ * cache lines into one sequential stream: 1.2-3.3x on MobileNet's 1x1 shapes (CPU-KERNELS.md).
  */
 public final class PackedGemm {
     static final int TILE_ROWS = 12;
@@ -80,73 +82,98 @@ public final class PackedGemm {
     }
 
     /**
-     * Rows of panel {@code panel}, columns [from, to) of one image: B starts at {@code b[bStart]}
-     * with {@code columns} per row; out and residual (null for none) start at {@code outStart}.
+     * Copies {@code width} columns of B's {@code depth} rows (the first at {@code b[bAt]}, the next
+     * {@code bStride} floats on) into columns [stripColumn, stripColumn + width) of a strip
+     * [depth][TILE_COLUMNS]. The microkernels then read B as one sequential stream
+     * (no strided, cache-line-splitting loads) that stays in cache for every panel of A.
      */
-    public void compute(int panel, int from, int to, float[] b, int bStart, int columns, float[] residual,
-                        float[] out, int outStart) {
-        float[] tile = new float[TILE_ROWS * TILE_COLUMNS];
-        for (int col = from; col < to; col += TILE_COLUMNS) {
-            int width = Math.min(TILE_COLUMNS, to - col);
-            if (width == TILE_COLUMNS) {
-                wideTile(panel, b, bStart + col, columns, tile);
-            } else {
-                narrowTile(panel, b, bStart + col, columns, tile, 0, Vectors.firstLanes(width));
-                if (width > LANES) {
-                    narrowTile(panel, b, bStart + col + LANES, columns, tile, LANES, Vectors.firstLanes(width - LANES));
-                }
+    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip,
+                                 int stripColumn) {
+        if (width == TILE_COLUMNS) {
+            for (int k = 0, at = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+                FloatVector.fromArray(SPECIES, b, bAt).intoArray(strip, at);
+                FloatVector.fromArray(SPECIES, b, bAt + LANES).intoArray(strip, at + LANES);
             }
-            epilogue(tile, panel, width, residual, out, outStart + col, columns);
+            return;
         }
-        if (!clampOnly) {
-            for (int row = panel * TILE_ROWS; row < Math.min(rows, (panel + 1) * TILE_ROWS); row++) {
-                Vectors.finish(activation, out, outStart + row * columns + from, outStart + row * columns + to, residual);
-            }
+        for (int k = 0, at = stripColumn; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+            System.arraycopy(b, bAt, strip, at, width);
+        }
+    }
+
+    /** Zeroes columns [fromColumn, TILE_COLUMNS) of a strip: a last strip narrower than the tile. */
+    public static void clearStrip(float[] strip, int depth, int fromColumn) {
+        for (int k = 0, at = 0; k < depth; k++, at += TILE_COLUMNS) {
+            java.util.Arrays.fill(strip, at + fromColumn, at + TILE_COLUMNS, 0f);
+        }
+    }
+
+    /** Floats of a strip for this GEMM's depth. */
+    public int stripSize() {
+        return depth * TILE_COLUMNS;
+    }
+
+    /** Floats of a tile: one vector of slack, since {@link #store} reads whole vectors from any column. */
+    public static int tileSize() {
+        return TILE_ROWS * TILE_COLUMNS + LANES;
+    }
+
+    /** tile = rows of {@code panel} times the strip's first {@code width} columns (zero-padded to the tile). */
+    public void multiply(int panel, float[] strip, int width, float[] tile) {
+        if (width > LANES) {
+            wideTile(panel, strip, tile);
+        } else {
+            narrowTile(panel, strip, tile);
         }
     }
 
     /**
-     * out = act(tile + bias) + residual for the panel's real rows and the tile's first {@code width}
-     * columns. Kept apart from the microkernels so that each stays small enough for C2 to inline
-     * every vector operation (a vector passed to a call that is not inlined is boxed: ~100x slower).
+     * out = act(tile + bias) + residual for the panel's real rows and tile columns [tileColumn,
+     * tileColumn + count), written to out[outAt + row·outStride + j] (residual at the same index,
+     * null for none). Kept apart from the microkernels so that each stays small enough for C2 to
+     * inline every vector operation (a vector passed to a call that is not inlined is boxed: ~100x
+     * slower).
      */
-    private void epilogue(float[] tile, int panel, int width, float[] residual, float[] out, int outAt,
-                          int outStride) {
+    public void store(float[] tile, int panel, int tileColumn, int count, float[] residual, float[] out, int outAt,
+                      int outStride) {
         int firstRow = panel * TILE_ROWS;
         for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
             float rowBias = bias[row];
             int at = outAt + row * outStride;
-            int tileAt = (row - firstRow) * TILE_COLUMNS;
-            for (int c = 0; c < width; c += LANES) {
+            int tileAt = (row - firstRow) * TILE_COLUMNS + tileColumn;
+            for (int c = 0; c < count; c += LANES) {
                 FloatVector v = FloatVector.fromArray(SPECIES, tile, tileAt + c).add(rowBias);
                 v = v.max(lower).min(upper);
-                if (c + LANES <= width) {
+                if (c + LANES <= count) {
                     if (residual != null && clampOnly) {
                         v = v.add(FloatVector.fromArray(SPECIES, residual, at + c));
                     }
                     v.intoArray(out, at + c);
                 } else {
-                    VectorMask<Float> valid = Vectors.firstLanes(width - c);
+                    VectorMask<Float> valid = Vectors.firstLanes(count - c);
                     if (residual != null && clampOnly) {
                         v = v.add(FloatVector.fromArray(SPECIES, residual, at + c, valid));
                     }
                     v.intoArray(out, at + c, valid);
                 }
             }
+            if (!clampOnly) {
+                Vectors.finish(activation, out, at, at + count, residual);
+            }
         }
     }
 
-    /** tile[12][2 vectors] = the panel's rows of A times B's 2 vectors of columns at bAt. */
-    private void wideTile(int panel, float[] b, int bAt, int bStride, float[] tile) {
+    /** tile[12][2 vectors] = the panel's rows of A times the strip's 2 vectors of columns. */
+    private void wideTile(int panel, float[] strip, float[] tile) {
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         FloatVector c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
         FloatVector c90 = c00, c91 = c00, ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0; k < depth; k++, w += TILE_ROWS, bAt += bStride) {
-            FloatVector b0 = FloatVector.fromArray(SPECIES, b, bAt);
-            FloatVector b1 = FloatVector.fromArray(SPECIES, b, bAt + LANES);
+        for (int k = 0, bAt = 0; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
+            FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
+            FloatVector b1 = FloatVector.fromArray(SPECIES, strip, bAt + LANES);
             FloatVector a0 = FloatVector.broadcast(SPECIES, a[w]);
             c00 = b0.fma(a0, c00);
             c01 = b1.fma(a0, c01);
@@ -210,17 +237,14 @@ public final class PackedGemm {
         cb1.intoArray(tile, 11 * TILE_COLUMNS + LANES);
     }
 
-    /** One vector of columns, the first lanes of {@code valid}, into tile column {@code tileColumn}: the image's right edge. */
-    private void narrowTile(int panel, float[] b, int bAt, int bStride, float[] tile, int tileColumn,
-                            VectorMask<Float> valid) {
+    /** The strip's first vector of columns only (its other columns are padding), into the tile's first vector. */
+    private void narrowTile(int panel, float[] strip, float[] tile) {
         FloatVector c0 = FloatVector.zero(SPECIES), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0; k < depth; k++, w += TILE_ROWS, bAt += bStride) {
-            // Lanes past the row's end read the next row (or are masked at the array's end); they are never stored.
-            FloatVector b0 = bAt + LANES <= b.length ? FloatVector.fromArray(SPECIES, b, bAt)
-                    : FloatVector.fromArray(SPECIES, b, bAt, valid);
+        for (int k = 0, bAt = 0; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
+            FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
             c0 = b0.fma(FloatVector.broadcast(SPECIES, a[w]), c0);
             c1 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 1]), c1);
             c2 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 2]), c2);
@@ -234,17 +258,17 @@ public final class PackedGemm {
             c10 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 10]), c10);
             c11 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 11]), c11);
         }
-        c0.intoArray(tile, tileColumn);
-        c1.intoArray(tile, TILE_COLUMNS + tileColumn);
-        c2.intoArray(tile, 2 * TILE_COLUMNS + tileColumn);
-        c3.intoArray(tile, 3 * TILE_COLUMNS + tileColumn);
-        c4.intoArray(tile, 4 * TILE_COLUMNS + tileColumn);
-        c5.intoArray(tile, 5 * TILE_COLUMNS + tileColumn);
-        c6.intoArray(tile, 6 * TILE_COLUMNS + tileColumn);
-        c7.intoArray(tile, 7 * TILE_COLUMNS + tileColumn);
-        c8.intoArray(tile, 8 * TILE_COLUMNS + tileColumn);
-        c9.intoArray(tile, 9 * TILE_COLUMNS + tileColumn);
-        c10.intoArray(tile, 10 * TILE_COLUMNS + tileColumn);
-        c11.intoArray(tile, 11 * TILE_COLUMNS + tileColumn);
+        c0.intoArray(tile, 0);
+        c1.intoArray(tile, TILE_COLUMNS);
+        c2.intoArray(tile, 2 * TILE_COLUMNS);
+        c3.intoArray(tile, 3 * TILE_COLUMNS);
+        c4.intoArray(tile, 4 * TILE_COLUMNS);
+        c5.intoArray(tile, 5 * TILE_COLUMNS);
+        c6.intoArray(tile, 6 * TILE_COLUMNS);
+        c7.intoArray(tile, 7 * TILE_COLUMNS);
+        c8.intoArray(tile, 8 * TILE_COLUMNS);
+        c9.intoArray(tile, 9 * TILE_COLUMNS);
+        c10.intoArray(tile, 10 * TILE_COLUMNS);
+        c11.intoArray(tile, 11 * TILE_COLUMNS);
     }
 }

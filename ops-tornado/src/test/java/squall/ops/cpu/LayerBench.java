@@ -29,6 +29,11 @@ public final class LayerBench {
 
     private static final List<Layer> LAYERS = List.of(
             new Layer("stem 3x3 s2", 3, 224, 32, 3, 2, false, "relu6"),
+            new Layer("v1 pw 32->64 @112", 32, 112, 64, 1, 1, false, "relu"),
+            new Layer("v1 pw 128->128 @56", 128, 56, 128, 1, 1, false, "relu"),
+            new Layer("v1 pw 256->256 @28", 256, 28, 256, 1, 1, false, "relu"),
+            new Layer("v1 pw 512->512 @14", 512, 14, 512, 1, 1, false, "relu"),
+            new Layer("v1 pw 1024->1024 @7", 1024, 7, 1024, 1, 1, false, "relu"),
             new Layer("v2 dw 32 @112", 32, 112, 32, 3, 1, true, "relu6"),
             new Layer("v2 pw 32->16 @112", 32, 112, 16, 1, 1, false, "none"),
             new Layer("v2 pw 16->96 @112", 16, 112, 96, 1, 1, false, "relu6"),
@@ -105,7 +110,12 @@ public final class LayerBench {
         Node node = new Node("bench", op, List.of("x", "w", "b"), List.of("y"), attributes);
         Random random = new Random(1);
         float[][] inputs = shapes.stream().map(s -> CpuKernelsTest.random(random, s.size(), 1f)).toArray(float[][]::new);
-        var context = JvmKernelContext.withNewOutputs(node, shapes, operator.outputShapes(node, shapes), inputs);
+        // Weights and bias constant, as the backend marks a model's parameters: packed once, not per run.
+        List<Shape> outShapes = operator.outputShapes(node, shapes);
+        float[][] outputs = outShapes.stream().map(s -> new float[s.size()]).toArray(float[][]::new);
+        boolean[] constant = new boolean[inputs.length];
+        Arrays.fill(constant, 1, constant.length, true);
+        var context = new JvmKernelContext(node, shapes, outShapes, inputs, outputs, constant);
         CpuKernel kernel = operator.cpuKernel(context);
         long warmEnd = System.nanoTime() + 500_000_000L;
         int runsPerRepeat = 1;
