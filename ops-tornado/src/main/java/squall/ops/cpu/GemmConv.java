@@ -12,6 +12,9 @@ import squall.ops.Split;
  * them) by it.
  */
 public final class GemmConv implements CpuKernel {
+    /** Packed strips of B per block: half of this machine's 1 MiB L2 per core, the rest for A's panels and out. */
+    private static final int BLOCK_BYTES = 512 * 1024;
+
     private final PackedGemm gemm;
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
     private final ShallowPointwise shallow;
@@ -97,54 +100,67 @@ public final class GemmConv implements CpuKernel {
      * output[outStart + n·outSize ...] = the GEMM over B = {@code images} matrices [depth, pixels],
      * the n-th at b[n·bImageSize]. Their columns are numbered one after another, so a strip may
      * span two images: on 7x7 maps at batch 8, 392 columns fill 13 strips where per-image strips
-     * would need 16. Work items are (strip, group of panels): one strip each while there are
-     * enough to keep every thread busy, else each strip's panels split over the threads too.
+     * would need 16. Strips are packed in blocks that fit in L2 ({@link #BLOCK_BYTES}) and every
+     * panel of A multiplies the whole block before the next panel: A, up to 4 MB on 7x7 maps, is
+     * read once per block instead of once per strip. Work items are (block, group of panels): one
+     * block each while there are at least as many blocks as threads, else each block's panels are
+     * split over the threads too, one group per thread, each packing the block itself once.
      */
     private void multiply(Workers workers, float[] b, int bImageSize, int images, int pixels, int outStart) {
         int totalColumns = images * pixels;
         int strips = (totalColumns + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
+        int stripsPerBlock = Math.max(1, Math.min(strips, BLOCK_BYTES / (4 * gemm.stripSize())));
+        int blocks = (strips + stripsPerBlock - 1) / stripsPerBlock;
         int panels = gemm.panels();
-        int groups = Math.max(1, Math.min(panels, (4 * workers.count() + strips - 1) / strips));
+        int groups = Math.max(1, Math.min(panels, (workers.count() + blocks - 1) / blocks));
         int outSize = gemm.rows() * pixels;
-        Split.ranges(workers, strips * groups, (from, to) -> {
-            float[] strip = Scratch.floats(gemm.stripSize());
+        Split.ranges(workers, blocks * groups, (from, to) -> {
+            float[] packed = Scratch.floats(stripsPerBlock * gemm.stripSize());
             float[] tile = new float[PackedGemm.tileSize()];
-            int packedStrip = -1;
+            int packedBlock = -1;
             for (int item = from; item < to; item++) {
-                int s = item / groups;
+                int block = item / groups;
                 int group = item % groups;
-                int first = s * PackedGemm.TILE_COLUMNS;
-                int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
-                if (s != packedStrip) {
-                    pack(b, bImageSize, pixels, first, width, strip);
-                    packedStrip = s;
+                int firstStrip = block * stripsPerBlock;
+                int blockStrips = Math.min(stripsPerBlock, strips - firstStrip);
+                if (block != packedBlock) {
+                    for (int s = 0; s < blockStrips; s++) {
+                        int first = (firstStrip + s) * PackedGemm.TILE_COLUMNS;
+                        pack(b, bImageSize, pixels, first, Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first), packed,
+                                s * gemm.stripSize());
+                    }
+                    packedBlock = block;
                 }
                 for (int panel = group * panels / groups; panel < (group + 1) * panels / groups; panel++) {
-                    gemm.multiply(panel, strip, width, tile);
-                    for (int c = 0; c < width; ) {
-                        int n = (first + c) / pixels;
-                        int p = (first + c) % pixels;
-                        int count = Math.min(width - c, pixels - p);
-                        gemm.store(tile, panel, c, count, residual, output, outStart + n * outSize + p, pixels);
-                        c += count;
+                    for (int s = 0; s < blockStrips; s++) {
+                        int first = (firstStrip + s) * PackedGemm.TILE_COLUMNS;
+                        int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
+                        gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
+                        for (int c = 0; c < width; ) {
+                            int n = (first + c) / pixels;
+                            int p = (first + c) % pixels;
+                            int count = Math.min(width - c, pixels - p);
+                            gemm.store(tile, panel, c, count, residual, output, outStart + n * outSize + p, pixels);
+                            c += count;
+                        }
                     }
                 }
             }
         });
     }
 
-    /** Columns [first, first + width) of the images' B, image by image, into the strip. */
-    private void pack(float[] b, int bImageSize, int pixels, int first, int width, float[] strip) {
+    /** Columns [first, first + width) of the images' B, image by image, into the strip at strip[at]. */
+    private void pack(float[] b, int bImageSize, int pixels, int first, int width, float[] strip, int at) {
         int depth = gemm.stripSize() / PackedGemm.TILE_COLUMNS;
         for (int c = 0; c < width; ) {
             int n = (first + c) / pixels;
             int p = (first + c) % pixels;
             int count = Math.min(width - c, pixels - p);
-            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, c);
+            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, at + c);
             c += count;
         }
         if (width < PackedGemm.TILE_COLUMNS) {
-            PackedGemm.clearStrip(strip, depth, width);
+            PackedGemm.clearStrip(strip, at, depth, width);
         }
     }
 

@@ -83,27 +83,27 @@ public final class PackedGemm {
 
     /**
      * Copies {@code width} columns of B's {@code depth} rows (the first at {@code b[bAt]}, the next
-     * {@code bStride} floats on) into columns [stripColumn, stripColumn + width) of a strip
-     * [depth][TILE_COLUMNS]. The microkernels then read B as one sequential stream
-     * (no strided, cache-line-splitting loads) that stays in cache for every panel of A.
+     * {@code bStride} floats on) into a strip [depth][TILE_COLUMNS], the first column to
+     * {@code strip[at]} (the strip's start plus the first column's index in it). The microkernels
+     * then read B as one sequential stream (no strided, cache-line-splitting loads) that stays in
+     * cache for every panel of A.
      */
-    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip,
-                                 int stripColumn) {
+    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at) {
         if (width == TILE_COLUMNS) {
-            for (int k = 0, at = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+            for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
                 FloatVector.fromArray(SPECIES, b, bAt).intoArray(strip, at);
                 FloatVector.fromArray(SPECIES, b, bAt + LANES).intoArray(strip, at + LANES);
             }
             return;
         }
-        for (int k = 0, at = stripColumn; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+        for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
             System.arraycopy(b, bAt, strip, at, width);
         }
     }
 
-    /** Zeroes columns [fromColumn, TILE_COLUMNS) of a strip: a last strip narrower than the tile. */
-    public static void clearStrip(float[] strip, int depth, int fromColumn) {
-        for (int k = 0, at = 0; k < depth; k++, at += TILE_COLUMNS) {
+    /** Zeroes columns [fromColumn, TILE_COLUMNS) of the strip at strip[at]: a last strip narrower than the tile. */
+    public static void clearStrip(float[] strip, int at, int depth, int fromColumn) {
+        for (int k = 0; k < depth; k++, at += TILE_COLUMNS) {
             java.util.Arrays.fill(strip, at + fromColumn, at + TILE_COLUMNS, 0f);
         }
     }
@@ -118,12 +118,12 @@ public final class PackedGemm {
         return TILE_ROWS * TILE_COLUMNS + LANES;
     }
 
-    /** tile = rows of {@code panel} times the strip's first {@code width} columns (zero-padded to the tile). */
-    public void multiply(int panel, float[] strip, int width, float[] tile) {
+    /** tile = rows of {@code panel} times the first {@code width} columns of the strip at strip[at] (zero-padded to the tile). */
+    public void multiply(int panel, float[] strip, int at, int width, float[] tile) {
         if (width > LANES) {
-            wideTile(panel, strip, tile);
+            wideTile(panel, strip, at, tile);
         } else {
-            narrowTile(panel, strip, tile);
+            narrowTile(panel, strip, at, tile);
         }
     }
 
@@ -164,14 +164,14 @@ public final class PackedGemm {
     }
 
     /** tile[12][2 vectors] = the panel's rows of A times the strip's 2 vectors of columns. */
-    private void wideTile(int panel, float[] strip, float[] tile) {
+    private void wideTile(int panel, float[] strip, int stripAt, float[] tile) {
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         FloatVector c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
         FloatVector c90 = c00, c91 = c00, ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0, bAt = 0; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
+        for (int k = 0, bAt = stripAt; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
             FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
             FloatVector b1 = FloatVector.fromArray(SPECIES, strip, bAt + LANES);
             FloatVector a0 = FloatVector.broadcast(SPECIES, a[w]);
@@ -238,12 +238,12 @@ public final class PackedGemm {
     }
 
     /** The strip's first vector of columns only (its other columns are padding), into the tile's first vector. */
-    private void narrowTile(int panel, float[] strip, float[] tile) {
+    private void narrowTile(int panel, float[] strip, int stripAt, float[] tile) {
         FloatVector c0 = FloatVector.zero(SPECIES), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0, bAt = 0; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
+        for (int k = 0, bAt = stripAt; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
             FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
             c0 = b0.fma(FloatVector.broadcast(SPECIES, a[w]), c0);
             c1 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 1]), c1);

@@ -104,7 +104,7 @@ public final class LayerBench {
         System.out.printf("%-30s %8.3f ms %8.1f GFLOP/s%n", "linear 1280->1000", ms, 2.0 * batch * 1280 * 1000 / ms / 1e6);
     }
 
-    /** Median milliseconds of one run, after about half a second of warm-up runs. */
+    /** Median milliseconds of one run, after two seconds of warm-up runs. */
     static double timeOp(String op, Attributes attributes, List<Shape> shapes, Workers workers) {
         Operator operator = BUILTIN.get(op);
         Node node = new Node("bench", op, List.of("x", "w", "b"), List.of("y"), attributes);
@@ -117,7 +117,7 @@ public final class LayerBench {
         Arrays.fill(constant, 1, constant.length, true);
         var context = new JvmKernelContext(node, shapes, outShapes, inputs, outputs, constant);
         CpuKernel kernel = operator.cpuKernel(context);
-        long warmEnd = System.nanoTime() + 500_000_000L;
+        long warmEnd = System.nanoTime() + 2_000_000_000L; // the kernels' loops reach C2 only after ~1 s
         int runsPerRepeat = 1;
         while (System.nanoTime() < warmEnd) {
             kernel.run(workers);
