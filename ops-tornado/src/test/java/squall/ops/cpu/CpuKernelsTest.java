@@ -54,6 +54,8 @@ class CpuKernelsTest {
                 new Conv("pointwise 150->7 on 57x56", 1, 150, 57, 56, 7, 1, 1, 1, false, ShallowPointwise.class),
                 new Conv("pointwise 49->40 on 28x28", 1, 49, 28, 28, 40, 1, 1, 1, false, GemmConv.class),
                 new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise 600->29 on 13x15, batch 3, residual (strips in several L2 blocks, across images)",
+                        3, 600, 13, 15, 29, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
                 new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),
                 new Conv("stem 3x3 s2 3->32 on 15x17, batch 2", 2, 3, 15, 17, 32, 3, 2, 1, false, GemmConv.class),
