@@ -8,8 +8,8 @@ import squall.ops.Split;
  * A dense (groups = 1) convolution in NCHW as a {@link PackedGemm} per image: a 1x1 stride-1
  * unpadded conv multiplies the weights by the image itself; any other kernel first unrolls the
  * image into an im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006).
- * Each thread packs a strip of B's columns once and multiplies every panel of A (or its share of
- * them) by it.
+ * Each thread packs an L2-sized block of B's column strips once and multiplies every panel of A
+ * (or its share of them) by it.
  */
 public final class GemmConv implements CpuKernel {
     /** Packed strips of B per block: half of this machine's 1 MiB L2 per core, the rest for A's panels and out. */
