@@ -15,6 +15,7 @@ import squall.ops.Split;
  * per (row, column) remainder modulo the stride, so that every tap of every output row is one
  * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
  * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
+ * The common 3x3, stride 1, padding 1 case skips the copy ({@link #convolveDirect3x3}).
  */
 public final class DepthwiseConv implements CpuKernel {
     private static final ThreadLocal<float[]> PHASES = ThreadLocal.withInitial(() -> new float[0]);
@@ -45,6 +46,8 @@ public final class DepthwiseConv implements CpuKernel {
     private final int phaseSize;
     /** Offset in the phase planes of each tap, relative to output (0, 0). */
     private final int[] tapOffsets;
+    /** 3x3, stride 1, padding 1: computed straight from the input, no phase planes. */
+    private final boolean direct;
 
     /**
      * {@code window} is {@code Window.asArray()} with equal strides and dilation 1; residual may be
@@ -76,6 +79,8 @@ public final class DepthwiseConv implements CpuKernel {
         this.phaseHeight = outHeight + (kernelH - 1) / stride;
         this.phaseWidth = outWidth + (kernelW - 1) / stride;
         this.phaseSize = phaseHeight * phaseWidth + LANES;
+        this.direct = kernelH == 3 && kernelW == 3 && stride == 1 && padTop == 1 && padLeft == 1
+                && outHeight == inHeight && outWidth == inWidth;
         this.tapOffsets = new int[kernelH * kernelW];
         for (int ky = 0; ky < kernelH; ky++) {
             for (int kx = 0; kx < kernelW; kx++) {
@@ -93,6 +98,15 @@ public final class DepthwiseConv implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
+        if (direct) {
+            Split.ranges(workers, planes, (from, to) -> {
+                for (int plane = from; plane < to; plane++) {
+                    convolveDirect3x3(plane);
+                    finishPlane(plane);
+                }
+            });
+            return;
+        }
         Split.ranges(workers, planes, (from, to) -> {
             float[] phases = scratch(stride * stride * phaseSize);
             for (int plane = from; plane < to; plane++) {
@@ -100,6 +114,95 @@ public final class DepthwiseConv implements CpuKernel {
                 convolvePlane(phases, plane);
             }
         });
+    }
+
+    /** An activation other than a clamp, and then the residual, over the plane's outputs. */
+    private void finishPlane(int plane) {
+        if (!clampOnly) {
+            int start = plane * outHeight * outWidth;
+            Vectors.finish(activation, output, start, start + outHeight * outWidth, residual);
+        }
+    }
+
+    private static final VectorMask<Float> NOT_FIRST = Vectors.firstLanes(LANES).andNot(Vectors.firstLanes(1));
+
+    /**
+     * 3x3, stride 1, padding 1, straight from the NCHW input (no phase copy): one vector column at
+     * a time, rolling down the rows. Each input row is loaded once as three shifted vectors (masked
+     * at the image's left and right edges, where padding reads as zero) and feeds the three output
+     * rows it touches. Rows above and below the image are zero vectors through the same FMAs, so
+     * the taps add from the bias in the order 0..8 exactly as in the padded kernels.
+     */
+    private void convolveDirect3x3(int plane) {
+        int w = plane % channels * 9;
+        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
+        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
+        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
+        FloatVector w3 = FloatVector.broadcast(SPECIES, weight[w + 3]);
+        FloatVector w4 = FloatVector.broadcast(SPECIES, weight[w + 4]);
+        FloatVector w5 = FloatVector.broadcast(SPECIES, weight[w + 5]);
+        FloatVector w6 = FloatVector.broadcast(SPECIES, weight[w + 6]);
+        FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
+        FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
+        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        int planeIn = plane * inHeight * inWidth;
+        int planeOut = plane * outHeight * outWidth;
+        for (int ox = 0; ox < outWidth; ox += LANES) {
+            VectorMask<Float> m0 = ox == 0 ? NOT_FIRST : Vectors.firstLanes(inWidth - ox + 1);
+            VectorMask<Float> m1 = Vectors.firstLanes(inWidth - ox);
+            VectorMask<Float> m2 = Vectors.firstLanes(inWidth - ox - 1);
+            boolean full = ox + LANES <= outWidth;
+            VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+            FloatVector a = zero.fma(w0, planeBias);
+            a = zero.fma(w1, a);
+            a = zero.fma(w2, a);
+            int at = planeIn + ox;
+            FloatVector x0 = FloatVector.fromArray(SPECIES, input, at - 1, m0);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, input, at, m1);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, input, at + 1, m2);
+            a = x0.fma(w3, a);
+            a = x1.fma(w4, a);
+            a = x2.fma(w5, a);
+            FloatVector b = x0.fma(w0, planeBias);
+            b = x1.fma(w1, b);
+            b = x2.fma(w2, b);
+            for (int oy = 0; oy < outHeight; oy++) {
+                at += inWidth;
+                if (oy + 1 < inHeight) {
+                    x0 = FloatVector.fromArray(SPECIES, input, at - 1, m0);
+                    x1 = FloatVector.fromArray(SPECIES, input, at, m1);
+                    x2 = FloatVector.fromArray(SPECIES, input, at + 1, m2);
+                } else {
+                    x0 = zero;
+                    x1 = zero;
+                    x2 = zero;
+                }
+                FloatVector done = x0.fma(w6, a);
+                done = x1.fma(w7, done);
+                done = x2.fma(w8, done);
+                a = x0.fma(w3, b);
+                a = x1.fma(w4, a);
+                a = x2.fma(w5, a);
+                b = x0.fma(w0, planeBias);
+                b = x1.fma(w1, b);
+                b = x2.fma(w2, b);
+                done = done.max(lower).min(upper);
+                int o = planeOut + oy * outWidth + ox;
+                // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
+                if (full) {
+                    if (residual != null && clampOnly) {
+                        done = done.add(FloatVector.fromArray(SPECIES, residual, o));
+                    }
+                    done.intoArray(output, o);
+                } else {
+                    if (residual != null && clampOnly) {
+                        done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
+                    }
+                    done.intoArray(output, o, valid);
+                }
+            }
+        }
     }
 
     /** This thread's phase planes, zeroed: the borders are written once here and never by fillPhases. */
@@ -142,10 +245,7 @@ public final class DepthwiseConv implements CpuKernel {
         } else {
             convolvePlaneAnySize(phases, plane);
         }
-        if (!clampOnly) {
-            int start = plane * outHeight * outWidth;
-            Vectors.finish(activation, output, start, start + outHeight * outWidth, residual);
-        }
+        finishPlane(plane);
     }
 
     /** The 3x3 case with the nine weights and tap offsets in registers. */
