@@ -129,7 +129,8 @@ final class Conv2d implements Operator {
                     inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns);
         }
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)
-                && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2])) {
+                && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
+                        DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {
             return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, window, g.batch(),
                     inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
         }

@@ -79,8 +79,7 @@ public final class DepthwiseConv implements CpuKernel {
         this.phaseHeight = outHeight + (kernelH - 1) / stride;
         this.phaseWidth = outWidth + (kernelW - 1) / stride;
         this.phaseSize = phaseHeight * phaseWidth + LANES;
-        this.direct = kernelH == 3 && kernelW == 3 && stride == 1 && padTop == 1 && padLeft == 1
-                && outHeight == inHeight && outWidth == inWidth;
+        this.direct = runsDirect(window, inHeight, inWidth, outHeight, outWidth);
         this.tapOffsets = new int[kernelH * kernelW];
         for (int ky = 0; ky < kernelH; ky++) {
             for (int kx = 0; kx < kernelW; kx++) {
@@ -88,6 +87,12 @@ public final class DepthwiseConv implements CpuKernel {
                 tapOffsets[ky * kernelW + kx] = phase * phaseSize + ky / stride * phaseWidth + kx / stride;
             }
         }
+    }
+
+    /** 3x3, stride 1, padding 1 (output as large as the input): {@link #convolveDirect3x3}, no phase planes. */
+    public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
+        return window[0] == 3 && window[1] == 3 && window[2] == 1 && window[3] == 1 && window[4] == 1
+                && window[5] == 1 && outHeight == inHeight && outWidth == inWidth;
     }
 
     /** Whether this kernel computes a conv of these parameters (else the caller uses another). */
@@ -149,7 +154,10 @@ public final class DepthwiseConv implements CpuKernel {
         int planeIn = plane * inHeight * inWidth;
         int planeOut = plane * outHeight * outWidth;
         for (int ox = 0; ox < outWidth; ox += LANES) {
-            VectorMask<Float> m0 = ox == 0 ? NOT_FIRST : Vectors.firstLanes(inWidth - ox + 1);
+            VectorMask<Float> m0 = Vectors.firstLanes(inWidth - ox + 1);
+            if (ox == 0) {
+                m0 = m0.and(NOT_FIRST);
+            }
             VectorMask<Float> m1 = Vectors.firstLanes(inWidth - ox);
             VectorMask<Float> m2 = Vectors.firstLanes(inWidth - ox - 1);
             boolean full = ox + LANES <= outWidth;
