@@ -13,7 +13,11 @@ import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
 import squall.ops.cpu.ShallowPointwise;
 
-/** {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?. */
+/**
+ * {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?,
+ * input_scale [N,C,1,1]? (x scaled channel by channel first: the JVM backend's fusion of a
+ * squeeze-and-excitation gate into the 1x1 conv after it, {@code Passes.fuseChannelScales}).
+ */
 final class Conv2d implements Operator {
     /** The validated geometry of one conv2d node for concrete input shapes. */
     private record Geometry(Window window, int groups, int activation, Shape input, Shape weight, Shape output) {
@@ -36,7 +40,7 @@ final class Conv2d implements Operator {
     }
 
     private static Geometry geometry(Node node, List<Shape> inputs) {
-        Check.atMost(node, inputs, 4);
+        Check.atMost(node, inputs, 5);
         Shape x = Check.required(node, inputs, 0, "x");
         Shape weight = Check.required(node, inputs, 1, "weight");
         Check.rank(node, "x", x, 4, "[N, C, H, W]");
@@ -66,6 +70,15 @@ final class Conv2d implements Operator {
         if (residual != null) {
             Check.equal(node, "residual", residual, output);
         }
+        Shape inputScale = Check.optional(inputs, 4);
+        if (inputScale != null) {
+            Check.equal(node, "input_scale", inputScale, Shape.of(x.dim(0), inChannels, 1, 1));
+            if (groups != 1 || weight.dim(2) != 1 || weight.dim(3) != 1 || output.dim(2) != x.dim(2)
+                    || output.dim(3) != x.dim(3)) {
+                throw Check.bad(node, "input_scale is fused only into 1x1, stride-1, unpadded, ungrouped convs; "
+                        + "this one has weight " + weight + ", groups " + groups + " and output " + output);
+            }
+        }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
     }
 
@@ -83,6 +96,10 @@ final class Conv2d implements Operator {
     @Override
     public List<KernelCall> kernels(KernelContext context) {
         Geometry g = geometry(context.node(), context.inputShapes());
+        if (context.input(4) != null) {
+            throw Check.bad(context.node(), "input_scale has no portable kernel: it comes from the JVM backend's "
+                    + "plan-time fusion and runs on its CPU kernels; keep the mul node for other backends");
+        }
         Shape x = g.input();
         Object[] shapeArgs = {g.window().asArray(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), g.outChannels(),
                 g.outHeight(), g.output().dim(3), g.groups(), g.activation()};
@@ -114,19 +131,30 @@ final class Conv2d implements Operator {
         int outChannels = g.outChannels();
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
+        float[] inputScale = context.input(4);
+        if (inputScale != null) {
+            // Checked in geometry(): 1x1, stride 1, unpadded, ungrouped.
+            if (ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
+                return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
+                        outChannels, outHeight * outWidth, g.activation(), inputScale);
+            }
+            return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window,
+                    g.batch(), inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), null,
+                    inputScale);
+        }
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && outHeight * outWidth == 1) {
             return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
                     g.activation());
         }
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
             return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
-                    outChannels, outHeight * outWidth, g.activation());
+                    outChannels, outHeight * outWidth, g.activation(), null);
         }
         if (g.groups() == 1) {
             float[] columns = GemmConv.needsColumns(window)
                     ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
             return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window, g.batch(), inChannels,
-                    inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns);
+                    inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns, null);
         }
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)
                 && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],

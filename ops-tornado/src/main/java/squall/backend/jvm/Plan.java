@@ -39,10 +39,13 @@ final class Plan {
     /** {@link #estimateBytes()}, checked against the heap before each new set of buffers. */
     private final long runBytes;
 
-    /** With {@code fuseResiduals}, same-shape adds are fused into the convs before them (shapes are known here). */
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuseResiduals) {
+    /**
+     * With {@code fuse}, same-shape adds are fused into the convs before them and channel scales
+     * (squeeze-and-excitation gates) into the 1x1 convs after them (shapes are known here).
+     */
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
-        this.model = fuseResiduals ? Passes.fuseResiduals(model, shapes) : model;
+        this.model = fuse ? Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes), shapes) : model;
         Graph graph = this.model.graph();
         List<BufferAssignment.Step> liveness = new ArrayList<>();
         for (Node node : graph.nodes()) {

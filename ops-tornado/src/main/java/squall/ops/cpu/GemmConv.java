@@ -19,6 +19,8 @@ public final class GemmConv implements CpuKernel {
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
     private final ShallowPointwise shallow;
     private final float[] input;
+    /** [batch, inChannels] factors of the input's channels, or null. */
+    private final float[] inputScale;
     private final float[] residual;
     private final float[] output;
     private final float[] columns;
@@ -32,16 +34,23 @@ public final class GemmConv implements CpuKernel {
 
     /**
      * {@code columnsScratch} holds the im2col matrix of one image (null for a 1x1 conv that needs
-     * none, see {@link #needsColumns}); residual may be null.
+     * none, see {@link #needsColumns}); residual may be null; {@code inputScale} [batch, inChannels]
+     * (or null) scales the input's channels first, for 1x1 convs only: B's rows are scaled as they
+     * are packed.
      */
     public GemmConv(float[] input, float[] weight, boolean weightConstant, float[] bias, float[] residual,
                     float[] output, int[] window, int batch, int inChannels, int inHeight, int inWidth,
-                    int outChannels, int outHeight, int outWidth, int activation, float[] columnsScratch) {
+                    int outChannels, int outHeight, int outWidth, int activation, float[] columnsScratch,
+                    float[] inputScale) {
         int depth = inChannels * window[0] * window[1];
         this.gemm = new PackedGemm(weight, weightConstant, bias, outChannels, depth, activation);
         this.shallow = columnsScratch != null && ShallowPointwise.beatsTheGemm(depth, outHeight * outWidth)
                 ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
-                        outHeight * outWidth, activation) : null;
+                        outHeight * outWidth, activation, null) : null;
+        if (inputScale != null && columnsScratch != null) {
+            throw new IllegalArgumentException("an input scale goes only with a 1x1 conv, not through im2col");
+        }
+        this.inputScale = inputScale;
         this.input = input;
         this.residual = residual;
         this.output = output;
@@ -156,7 +165,7 @@ public final class GemmConv implements CpuKernel {
             int n = (first + c) / pixels;
             int p = (first + c) % pixels;
             int count = Math.min(width - c, pixels - p);
-            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, at + c);
+            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, at + c, inputScale, n * depth);
             c += count;
         }
         if (width < PackedGemm.TILE_COLUMNS) {

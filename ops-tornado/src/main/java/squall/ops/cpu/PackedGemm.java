@@ -86,9 +86,16 @@ public final class PackedGemm {
      * {@code bStride} floats on) into a strip [depth][TILE_COLUMNS], the first column to
      * {@code strip[at]} (the strip's start plus the first column's index in it). The microkernels
      * then read B as one sequential stream (no strided, cache-line-splitting loads) that stays in
-     * cache for every panel of A.
+     * cache for every panel of A. With {@code scale} (else null), row k is multiplied by
+     * scale[scaleAt + k] on the way, subnormal products flushed to zero as the SE gate's mul does
+     * (a fused squeeze-and-excitation gate; see {@code Passes.fuseChannelScales}).
      */
-    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at) {
+    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at,
+                                 float[] scale, int scaleAt) {
+        if (scale != null) {
+            packScaled(b, bAt, bStride, depth, width, strip, at, scale, scaleAt);
+            return;
+        }
         if (width == TILE_COLUMNS) {
             for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
                 FloatVector.fromArray(SPECIES, b, bAt).intoArray(strip, at);
@@ -98,6 +105,21 @@ public final class PackedGemm {
         }
         for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
             System.arraycopy(b, bAt, strip, at, width);
+        }
+    }
+
+    private static void packScaled(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at,
+                                   float[] scale, int scaleAt) {
+        for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+            float factor = scale[scaleAt + k];
+            int j = 0;
+            for (; j + LANES <= width; j += LANES) {
+                FloatVector v = FloatVector.fromArray(SPECIES, b, bAt + j).mul(factor);
+                v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoArray(strip, at + j);
+            }
+            for (; j < width; j++) {
+                strip[at + j] = Vectors.flushSubnormal(b[bAt + j] * factor);
+            }
         }
     }
 

@@ -31,7 +31,11 @@ public final class ShallowPointwise implements CpuKernel {
     private static final int CHUNK = 4 * LANES;
 
     private final float[] input;
+    /** The weights the kernels read: the layer's, or with an input scale, one scaled copy per image. */
     private final float[] weight;
+    private final float[] unscaledWeight;
+    /** [batch, depth] factors of the input's channels, or null. */
+    private final float[] inputScale;
     private final float[] bias;
     private final float[] residual;
     private final float[] output;
@@ -44,11 +48,17 @@ public final class ShallowPointwise implements CpuKernel {
     private final float upper;
     private final boolean clampOnly;
 
-    /** Shapes: input [batch, depth, pixels], weight [rows, depth], output and residual (may be null) [batch, rows, pixels]. */
+    /**
+     * Shapes: input [batch, depth, pixels], weight [rows, depth], output and residual (may be null)
+     * [batch, rows, pixels]; {@code inputScale} [batch, depth] (or null) scales the input's channels
+     * first, applied to a per-image copy of the weights (W ⊙ s)·x, made at the start of each run.
+     */
     public ShallowPointwise(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int batch,
-                            int depth, int rows, int pixels, int activation) {
+                            int depth, int rows, int pixels, int activation, float[] inputScale) {
         this.input = input;
-        this.weight = weight;
+        this.weight = inputScale == null ? weight : new float[batch * rows * depth];
+        this.unscaledWeight = weight;
+        this.inputScale = inputScale;
         this.bias = bias;
         this.residual = residual;
         this.output = output;
@@ -64,14 +74,30 @@ public final class ShallowPointwise implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
+        if (inputScale != null) {
+            scaleWeights();
+        }
         int chunks = (pixels + CHUNK - 1) / CHUNK;
         Split.ranges(workers, batch * chunks, (from, to) -> {
             for (int item = from; item < to; item++) {
                 int n = item / chunks;
                 int first = item % chunks * CHUNK;
-                chunk(n * depth * pixels + first, n * rows * pixels + first, Math.min(CHUNK, pixels - first));
+                chunk(n * depth * pixels + first, n * rows * pixels + first, Math.min(CHUNK, pixels - first),
+                        inputScale == null ? 0 : n * rows * depth);
             }
         });
+    }
+
+    /** weight[n][row][k] = W[row][k]·s[n][k], subnormal products flushed as the SE gate's mul does. */
+    private void scaleWeights() {
+        for (int n = 0; n < batch; n++) {
+            for (int row = 0; row < rows; row++) {
+                for (int k = 0; k < depth; k++) {
+                    weight[(n * rows + row) * depth + k] = Vectors.flushSubnormal(unscaledWeight[row * depth + k]
+                            * inputScale[n * depth + k]);
+                }
+            }
+        }
     }
 
     /** One image whose input starts at 0 (an im2col matrix) and whose output and residual start at outStart. */
@@ -79,20 +105,20 @@ public final class ShallowPointwise implements CpuKernel {
         int chunks = (pixels + CHUNK - 1) / CHUNK;
         Split.ranges(workers, chunks, (from, to) -> {
             for (int c = from; c < to; c++) {
-                chunk(c * CHUNK, outStart + c * CHUNK, Math.min(CHUNK, pixels - c * CHUNK));
+                chunk(c * CHUNK, outStart + c * CHUNK, Math.min(CHUNK, pixels - c * CHUNK), 0);
             }
         });
     }
 
-    /** Every output row for {@code width} pixels from input offset in to output offset out. */
-    private void chunk(int in, int out, int width) {
+    /** Every output row for {@code width} pixels from input offset in to output offset out, weights from weight[weightAt]. */
+    private void chunk(int in, int out, int width, int weightAt) {
         for (int row = 0; row < rows; row++) {
             if (width == CHUNK && row + ROWS <= rows) {
-                fourRows(row, in, out + row * pixels);
+                fourRows(row, in, out + row * pixels, weightAt);
                 row += ROWS - 1;
             } else {
                 for (int v = 0; v < width; v += LANES) {
-                    oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v));
+                    oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v), weightAt);
                 }
             }
         }
@@ -106,12 +132,12 @@ public final class ShallowPointwise implements CpuKernel {
     }
 
     /** Output rows row..row+3, four full vectors of pixels from input offset in. */
-    private void fourRows(int row, int in, int out) {
+    private void fourRows(int row, int in, int out, int weightAt) {
         FloatVector c00 = FloatVector.broadcast(SPECIES, bias[row]), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = FloatVector.broadcast(SPECIES, bias[row + 1]), c11 = c10, c12 = c10, c13 = c10;
         FloatVector c20 = FloatVector.broadcast(SPECIES, bias[row + 2]), c21 = c20, c22 = c20, c23 = c20;
         FloatVector c30 = FloatVector.broadcast(SPECIES, bias[row + 3]), c31 = c30, c32 = c30, c33 = c30;
-        int w = row * depth;
+        int w = weightAt + row * depth;
         for (int k = 0; k < depth; k++, in += pixels, w++) {
             FloatVector x0 = FloatVector.fromArray(SPECIES, input, in);
             FloatVector x1 = FloatVector.fromArray(SPECIES, input, in + LANES);
@@ -157,9 +183,9 @@ public final class ShallowPointwise implements CpuKernel {
     }
 
     /** One output row, the {@code valid} lanes of one vector of pixels: the rows and pixels left over. */
-    private void oneVector(int row, int in, int out, VectorMask<Float> valid) {
+    private void oneVector(int row, int in, int out, VectorMask<Float> valid, int weightAt) {
         FloatVector c = FloatVector.broadcast(SPECIES, bias[row]);
-        int w = row * depth;
+        int w = weightAt + row * depth;
         for (int k = 0; k < depth; k++, in += pixels) {
             c = FloatVector.fromArray(SPECIES, input, in, valid).fma(FloatVector.broadcast(SPECIES, weight[w + k]), c);
         }

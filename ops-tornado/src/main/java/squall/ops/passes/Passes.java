@@ -199,6 +199,57 @@ public final class Passes {
         return rebuild(model, nodes, Map.of());
     }
 
+    /**
+     * conv2d(mul(x, s)) becomes conv2d(x, input_scale = s) when s [N, C, 1, 1] scales x [N, C, H, W]
+     * channel by channel (squeeze-and-excitation's gate), the conv is 1x1, stride 1, unpadded and
+     * ungrouped (read from the shapes: weight [O, C, 1, 1], output [N, O, H, W]), and the mul is its
+     * only reader. W·(s ⊙ x) = (W ⊙ s)·x, so the JVM backend's kernels scale B's rows while they pack
+     * them (or the weights per image) and the gated tensor, as large as the expanded one, is never
+     * written. Needs concrete shapes, like {@link #fuseResiduals}.
+     */
+    public static Model fuseChannelScales(Model model, Map<String, Shape> shapes) {
+        Uses uses = new Uses(model.graph());
+        Node[] nodes = model.graph().nodes().toArray(Node[]::new);
+        for (int i = 0; i < nodes.length; i++) {
+            Node conv = nodes[i];
+            int p = conv == null ? -1 : uses.producerIndex(conv.input(0));
+            if (conv == null || !conv.op().equals("conv2d") || !conv.input(4).isEmpty() || p < 0 || nodes[p] == null
+                    || !nodes[p].op().equals("mul") || nodes[p].inputs().size() != 2
+                    || !uses.onlyReaderIs(conv.input(0), conv) || !isPointwise(conv, shapes)) {
+                continue;
+            }
+            Node mul = nodes[p];
+            for (int side = 0; side < 2; side++) {
+                Shape x = shapes.get(mul.input(side));
+                Shape scale = shapes.get(mul.input(1 - side));
+                if (x == null || scale == null || x.rank() != 4 || x.dim(2) * x.dim(3) == 1
+                        || !scale.equals(Shape.of(x.dim(0), x.dim(1), 1, 1))) {
+                    continue;
+                }
+                List<String> inputs = new ArrayList<>(conv.inputs());
+                while (inputs.size() < 4) {
+                    inputs.add("");
+                }
+                inputs.set(0, mul.input(side));
+                inputs.add(mul.input(1 - side));
+                nodes[i] = new Node(conv.name(), conv.op(), inputs, conv.outputs(), conv.attributes());
+                nodes[p] = null;
+                break;
+            }
+        }
+        return rebuild(model, nodes, Map.of());
+    }
+
+    /** A conv2d whose weight is [O, C, 1, 1] for C input channels and whose output keeps the input's height and width. */
+    private static boolean isPointwise(Node conv, Map<String, Shape> shapes) {
+        Shape x = shapes.get(conv.input(0));
+        Shape weight = shapes.get(conv.input(1));
+        Shape out = shapes.get(conv.output());
+        return x != null && weight != null && out != null && x.rank() == 4 && weight.rank() == 4
+                && weight.dim(1) == x.dim(1) && weight.dim(2) == 1 && weight.dim(3) == 1
+                && out.dim(2) == x.dim(2) && out.dim(3) == x.dim(3);
+    }
+
     private static Node renameInputs(Node node, Map<String, String> renamed) {
         List<String> inputs = node.inputs().stream().map(v -> renamed.getOrDefault(v, v)).toList();
         return inputs.equals(node.inputs()) ? node

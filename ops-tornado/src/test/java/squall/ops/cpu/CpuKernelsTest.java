@@ -140,6 +140,62 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * conv2d with input_scale (a squeeze-and-excitation gate fused into the 1x1 conv after it)
+     * against the portable kernels of what it replaces: mul(x, scale), then conv2d. Both CPU
+     * routes: the shallow kernel (scaled weights per image) and the GEMM (rows of B scaled while
+     * packed, strips across images); with a residual and with a non-clamp activation.
+     */
+    @Test
+    void convWithInputScaleMatchesMulThenConv() {
+        Random random = new Random(8);
+        checkInputScale(2, 40, 28, 29, 24, "relu6", true, ShallowPointwise.class, random);
+        checkInputScale(3, 100, 7, 9, 37, "none", true, GemmConv.class, random);
+        checkInputScale(1, 200, 14, 14, 30, "silu", false, GemmConv.class, random);
+    }
+
+    private static void checkInputScale(int batch, int channels, int height, int width, int outChannels,
+                                        String activation, boolean withResidual, Class<?> kernelType, Random random) {
+        String what = "1x1 conv " + channels + "->" + outChannels + " on " + height + "x" + width + ", batch " + batch
+                + ", " + activation + (withResidual ? ", residual" : "");
+        Shape x = Shape.of(batch, channels, height, width);
+        Shape gate = Shape.of(batch, channels, 1, 1);
+        Shape weight = Shape.of(outChannels, channels, 1, 1);
+        Shape out = Shape.of(batch, outChannels, height, width);
+        float[] xData = random(random, x.size(), 2f);
+        float[] gateData = random(random, gate.size(), 1f);
+        float[] weightData = random(random, weight.size(), 0.5f);
+        float[] biasData = random(random, outChannels, 2f);
+        float[] residualData = withResidual ? random(random, out.size(), 2f) : null;
+        Attributes attributes = Attributes.of("activation", activation);
+        // Reference: the portable mul, then the portable conv2d on its output.
+        Operator mul = BUILTIN.get("mul");
+        Node mulNode = new Node("gate", "mul", List.of("x", "gate"), List.of("gated"), Attributes.EMPTY);
+        var mulContext = JvmKernelContext.withNewOutputs(mulNode, List.of(x, gate), List.of(x), xData, gateData);
+        mul.kernels(mulContext).forEach(KernelCall::invoke);
+        Operator conv = BUILTIN.get("conv2d");
+        Node plain = new Node("conv", "conv2d", List.of("gated", "w", "b", withResidual ? "r" : ""), List.of("y"),
+                attributes);
+        List<Shape> plainShapes = Arrays.asList(x, weight, Shape.of(outChannels), withResidual ? out : null);
+        var reference = JvmKernelContext.withNewOutputs(plain, plainShapes, List.of(out), mulContext.output(0),
+                weightData, biasData, residualData);
+        conv.kernels(reference).forEach(KernelCall::invoke);
+        Node fused = new Node("conv", "conv2d", List.of("x", "w", "b", withResidual ? "r" : "", "gate"), List.of("y"),
+                attributes);
+        List<Shape> fusedShapes = Arrays.asList(x, weight, Shape.of(outChannels), withResidual ? out : null, gate);
+        for (int threads : new int[] {1, 2}) {
+            boolean[] constant = {false, true, true, false, false};
+            var tuned = new JvmKernelContext(fused, fusedShapes, List.of(out),
+                    new float[][] {xData, weightData, biasData, residualData, gateData},
+                    new float[][] {new float[out.size()]}, constant);
+            CpuKernel kernel = conv.cpuKernel(tuned);
+            assertInstanceOf(kernelType, kernel, what);
+            kernel.run(Workers.of(threads));
+            kernel.run(Workers.of(threads));
+            assertAgrees(reference.output(0), tuned.output(0), what + ", " + threads + " threads");
+        }
+    }
+
     /** Runs the portable kernels and the CPU kernel with 1 and 2 workers on random inputs and compares. */
     private static void check(String op, Attributes attributes, List<Shape> shapes, Random random, Class<?> kernelType,
                               String what) {

@@ -229,5 +229,29 @@ class PassesTest {
         Model optimized = assertKeepsOutputs(model, m -> withResiduals(Passes.optimize(m)));
         assertEquals(List.of("conv2d", "conv2d", "global_avg_pool", "conv2d", "conv2d", "mul", "conv2d"),
                 ops(optimized));
+        // The gate then goes into the project conv: no mul, the gated tensor is never written.
+        Model gated = assertKeepsOutputs(optimized, PassesTest::withChannelScales);
+        assertEquals(List.of("conv2d", "conv2d", "global_avg_pool", "conv2d", "conv2d", "conv2d"), ops(gated));
+        Node project = gated.graph().nodes().getLast();
+        assertEquals(List.of("dw.act", "x", "se.gate"), List.of(project.input(0), project.input(3), project.input(4)));
+    }
+
+    @Test
+    void channelScaleStaysUnlessAOneByOneConvIsItsOnlyReader() {
+        // 3x3 conv after the gate; a gated tensor read twice; a scale that is not per channel.
+        Model threeByThree = model(b -> conv(b, "conv", b.op("mul", "mul", Attributes.EMPTY, "x",
+                b.op("global_avg_pool", "pool", Attributes.EMPTY, "x")), 6, 6, 3, 1, true));
+        assertEquals(ops(threeByThree), ops(assertKeepsOutputs(threeByThree, PassesTest::withChannelScales)));
+        Model twice = model(b -> {
+            String gated = b.op("mul", "mul", Attributes.EMPTY, "x", b.op("global_avg_pool", "pool", Attributes.EMPTY, "x"));
+            return b.op("add", "add", Attributes.EMPTY, conv(b, "conv", gated, 6, 6, 1, 1, true), gated);
+        });
+        assertEquals(ops(twice), ops(assertKeepsOutputs(twice, PassesTest::withChannelScales)));
+        Model elementwise = model(b -> conv(b, "conv", b.op("mul", "mul", Attributes.EMPTY, "x", "x"), 6, 6, 1, 1, true));
+        assertEquals(ops(elementwise), ops(assertKeepsOutputs(elementwise, PassesTest::withChannelScales)));
+    }
+
+    private static Model withChannelScales(Model model) {
+        return Passes.fuseChannelScales(model, model.graph().inferShapes(INPUT, OPERATORS));
     }
 }
