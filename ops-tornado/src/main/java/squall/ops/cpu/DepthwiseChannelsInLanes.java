@@ -105,8 +105,9 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     /**
      * Where this kernel beats {@link DepthwiseConv} (measured, 2 threads). Against its phase planes:
      * 0.25-0.7x the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56.
-     * Against its direct 3x3 stride-1 kernel ({@code direct}): 0.8x at 7x7 only; 1.7-2x the time at
-     * 14x14 and 28x28 (192@28: 0.175 vs 0.086 ms, 384@14: 0.086 vs 0.049).
+     * Against its direct stride-1 kernels ({@code direct}): 0.65-0.8x at 7x7 only; 1.4-2x the time
+     * at 14x14 and 28x28 (3x3 192@28: 0.175 vs 0.086 ms, 384@14: 0.086 vs 0.049; 5x5 240@28: 0.38 vs
+     * 0.24, 672@14: 0.25 vs 0.18; 5x5 1152@7: 0.12 vs 0.18).
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {

@@ -15,7 +15,8 @@ import squall.ops.Split;
  * per (row, column) remainder modulo the stride, so that every tap of every output row is one
  * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
  * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
- * The common 3x3, stride 1, padding 1 case skips the copy ({@link #convolveDirect3x3}).
+ * The common stride-1 3x3 and 5x5 "same" convs skip the copy ({@link #convolveDirect3x3},
+ * {@link #convolveDirect5x5}).
  */
 public final class DepthwiseConv implements CpuKernel {
     private static final ThreadLocal<float[]> PHASES = ThreadLocal.withInitial(() -> new float[0]);
@@ -46,7 +47,7 @@ public final class DepthwiseConv implements CpuKernel {
     private final int phaseSize;
     /** Offset in the phase planes of each tap, relative to output (0, 0). */
     private final int[] tapOffsets;
-    /** 3x3, stride 1, padding 1: computed straight from the input, no phase planes. */
+    /** 3x3 or 5x5, stride 1, "same" padding: computed straight from the input, no phase planes. */
     private final boolean direct;
 
     /**
@@ -89,10 +90,14 @@ public final class DepthwiseConv implements CpuKernel {
         }
     }
 
-    /** 3x3, stride 1, padding 1 (output as large as the input): {@link #convolveDirect3x3}, no phase planes. */
+    /**
+     * 3x3 with padding 1 or 5x5 with padding 2, stride 1, output as large as the input:
+     * {@link #convolveDirect3x3} or {@link #convolveDirect5x5}, no phase planes.
+     */
     public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
-        return window[0] == 3 && window[1] == 3 && window[2] == 1 && window[3] == 1 && window[4] == 1
-                && window[5] == 1 && outHeight == inHeight && outWidth == inWidth;
+        int k = window[0];
+        return (k == 3 || k == 5) && window[1] == k && window[2] == 1 && window[3] == 1 && window[4] == k / 2
+                && window[5] == k / 2 && outHeight == inHeight && outWidth == inWidth;
     }
 
     /** Whether this kernel computes a conv of these parameters (else the caller uses another). */
@@ -106,7 +111,11 @@ public final class DepthwiseConv implements CpuKernel {
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
                 for (int plane = from; plane < to; plane++) {
-                    convolveDirect3x3(plane);
+                    if (kernelH == 3) {
+                        convolveDirect3x3(plane);
+                    } else {
+                        convolveDirect5x5(plane);
+                    }
                     finishPlane(plane);
                 }
             });
@@ -209,6 +218,96 @@ public final class DepthwiseConv implements CpuKernel {
                     }
                     done.intoArray(output, o, valid);
                 }
+            }
+        }
+    }
+
+    private static final VectorMask<Float> NOT_FIRST_TWO = Vectors.firstLanes(LANES).andNot(Vectors.firstLanes(2));
+
+    /** 5x5, stride 1, padding 2: {@link #directColumn5x5} over each vector column of the plane. */
+    private void convolveDirect5x5(int plane) {
+        for (int ox = 0; ox < outWidth; ox += LANES) {
+            directColumn5x5(plane, ox);
+        }
+    }
+
+    /**
+     * Output columns [ox, ox + LANES) of a 5x5, stride 1, padding 2 plane, straight from the input:
+     * each input row is loaded once as five shifted vectors (masked at the image's edges, where
+     * padding reads as zero) and feeds the five output rows it touches, whose partial sums roll
+     * down in a0..a3. Rows outside the image are zero vectors through the same FMAs, so the taps add
+     * from the bias in the order 0..24, as in the other kernels. One method per column, not per
+     * plane: per plane, C1 could not compile it (out of registers) and C2 came only after seconds.
+     */
+    private void directColumn5x5(int plane, int ox) {
+        int w = plane % channels * 25;
+        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        VectorMask<Float> m0 = Vectors.firstLanes(inWidth - ox + 2);
+        VectorMask<Float> m1 = Vectors.firstLanes(inWidth - ox + 1);
+        if (ox == 0) {
+            m0 = m0.and(NOT_FIRST_TWO);
+            m1 = m1.and(NOT_FIRST);
+        }
+        VectorMask<Float> m2 = Vectors.firstLanes(inWidth - ox);
+        VectorMask<Float> m3 = Vectors.firstLanes(Math.max(0, inWidth - ox - 1));
+        VectorMask<Float> m4 = Vectors.firstLanes(Math.max(0, inWidth - ox - 2));
+        boolean full = ox + LANES <= outWidth;
+        VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+        int planeIn = plane * inHeight * inWidth;
+        int planeOut = plane * outHeight * outWidth;
+        FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
+        for (int r = -2; r < inHeight + 2; r++) {
+            FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
+            if (r >= 0 && r < inHeight) {
+                int at = planeIn + r * inWidth + ox;
+                x0 = FloatVector.fromArray(SPECIES, input, at - 2, m0);
+                x1 = FloatVector.fromArray(SPECIES, input, at - 1, m1);
+                x2 = FloatVector.fromArray(SPECIES, input, at, m2);
+                x3 = FloatVector.fromArray(SPECIES, input, at + 1, m3);
+                x4 = FloatVector.fromArray(SPECIES, input, at + 2, m4);
+            }
+            // Row r is tap row 4 of output r - 2 (done), 3 of r - 1, 2 of r, 1 of r + 1, 0 of r + 2 (new).
+            FloatVector done = x0.fma(FloatVector.broadcast(SPECIES, weight[w + 20]), a0);
+            done = x1.fma(FloatVector.broadcast(SPECIES, weight[w + 21]), done);
+            done = x2.fma(FloatVector.broadcast(SPECIES, weight[w + 22]), done);
+            done = x3.fma(FloatVector.broadcast(SPECIES, weight[w + 23]), done);
+            done = x4.fma(FloatVector.broadcast(SPECIES, weight[w + 24]), done);
+            a0 = x0.fma(FloatVector.broadcast(SPECIES, weight[w + 15]), a1);
+            a0 = x1.fma(FloatVector.broadcast(SPECIES, weight[w + 16]), a0);
+            a0 = x2.fma(FloatVector.broadcast(SPECIES, weight[w + 17]), a0);
+            a0 = x3.fma(FloatVector.broadcast(SPECIES, weight[w + 18]), a0);
+            a0 = x4.fma(FloatVector.broadcast(SPECIES, weight[w + 19]), a0);
+            a1 = x0.fma(FloatVector.broadcast(SPECIES, weight[w + 10]), a2);
+            a1 = x1.fma(FloatVector.broadcast(SPECIES, weight[w + 11]), a1);
+            a1 = x2.fma(FloatVector.broadcast(SPECIES, weight[w + 12]), a1);
+            a1 = x3.fma(FloatVector.broadcast(SPECIES, weight[w + 13]), a1);
+            a1 = x4.fma(FloatVector.broadcast(SPECIES, weight[w + 14]), a1);
+            a2 = x0.fma(FloatVector.broadcast(SPECIES, weight[w + 5]), a3);
+            a2 = x1.fma(FloatVector.broadcast(SPECIES, weight[w + 6]), a2);
+            a2 = x2.fma(FloatVector.broadcast(SPECIES, weight[w + 7]), a2);
+            a2 = x3.fma(FloatVector.broadcast(SPECIES, weight[w + 8]), a2);
+            a2 = x4.fma(FloatVector.broadcast(SPECIES, weight[w + 9]), a2);
+            a3 = x0.fma(FloatVector.broadcast(SPECIES, weight[w]), planeBias);
+            a3 = x1.fma(FloatVector.broadcast(SPECIES, weight[w + 1]), a3);
+            a3 = x2.fma(FloatVector.broadcast(SPECIES, weight[w + 2]), a3);
+            a3 = x3.fma(FloatVector.broadcast(SPECIES, weight[w + 3]), a3);
+            a3 = x4.fma(FloatVector.broadcast(SPECIES, weight[w + 4]), a3);
+            if (r < 2) {
+                continue;
+            }
+            done = done.max(lower).min(upper);
+            int o = planeOut + (r - 2) * outWidth + ox;
+            if (full) {
+                if (residual != null && clampOnly) {
+                    done = done.add(FloatVector.fromArray(SPECIES, residual, o));
+                }
+                done.intoArray(output, o);
+            } else {
+                if (residual != null && clampOnly) {
+                    done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
+                }
+                done.intoArray(output, o, valid);
             }
         }
     }
