@@ -107,11 +107,12 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
      * 0.25-0.7x the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56.
      * Against its direct stride-1 kernels ({@code direct}): 0.65-0.8x at 7x7 only; 1.4-2x the time
      * at 14x14 and 28x28 (3x3 192@28: 0.175 vs 0.086 ms, 384@14: 0.086 vs 0.049; 5x5 240@28: 0.38 vs
-     * 0.24, 672@14: 0.25 vs 0.18; 5x5 1152@7: 0.12 vs 0.18).
+     * 0.24, 672@14: 0.25 vs 0.18; 5x5 1152@7: 0.12 vs 0.18). Its 3x3 stride-2 kernel gains only on
+     * wide maps (64@112: 0.44 vs 0.53 ms in mobilenet_v1) and loses at 14 wide (0.19 vs 0.14).
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {
-            return outWidth <= 8;
+            return outWidth <= (stride == 1 ? 8 : 28);
         }
         return outWidth <= 14 || outWidth <= 28 && (stride > 1 || kernelH == 3 && kernelW == 3);
     }

@@ -47,7 +47,7 @@ public final class DepthwiseConv implements CpuKernel {
     private final int phaseSize;
     /** Offset in the phase planes of each tap, relative to output (0, 0). */
     private final int[] tapOffsets;
-    /** 3x3 or 5x5, stride 1, "same" padding: computed straight from the input, no phase planes. */
+    /** 3x3 or 5x5, stride 1, "same" padding, or 3x3 stride 2 padding 1: straight from the input, no phase planes. */
     private final boolean direct;
 
     /**
@@ -96,6 +96,9 @@ public final class DepthwiseConv implements CpuKernel {
      */
     public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
         int k = window[0];
+        if (k == 3 && window[1] == 3 && window[2] == 2 && window[3] == 2 && window[4] == 1 && window[5] == 1) {
+            return outHeight == (inHeight - 1) / 2 + 1 && outWidth == (inWidth - 1) / 2 + 1;
+        }
         return (k == 3 || k == 5) && window[1] == k && window[2] == 1 && window[3] == 1 && window[4] == k / 2
                 && window[5] == k / 2 && outHeight == inHeight && outWidth == inWidth;
     }
@@ -110,8 +113,11 @@ public final class DepthwiseConv implements CpuKernel {
     public void run(Workers workers) {
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
+                float[] taps = new float[5 * LANES + 2];
                 for (int plane = from; plane < to; plane++) {
-                    if (kernelH == 3) {
+                    if (stride == 2) {
+                        convolveDirect3x3Stride2(plane, taps);
+                    } else if (kernelH == 3) {
                         convolveDirect3x3(plane);
                     } else {
                         convolveDirect5x5(plane);
@@ -310,6 +316,113 @@ public final class DepthwiseConv implements CpuKernel {
                 done.intoArray(output, o, valid);
             }
         }
+    }
+
+    /**
+     * 3x3, stride 2, padding 1 straight from the input, one vector column at a time down the rows.
+     * Output column ox reads input columns 2·ox − 1 + kx; {@link #deinterleave} turns an input row
+     * into those three vectors (kx = 0, 1, 2) in {@code taps}. Input row 2·oy + 1 ends output row oy
+     * and starts oy + 1, so an output vector costs two input rows and no phase-plane copy. Taps add
+     * from the bias in the order 0..8, as in the other kernels.
+     */
+    private void convolveDirect3x3Stride2(int plane, float[] taps) {
+        int w = plane % channels * 9;
+        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
+        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
+        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
+        FloatVector w3 = FloatVector.broadcast(SPECIES, weight[w + 3]);
+        FloatVector w4 = FloatVector.broadcast(SPECIES, weight[w + 4]);
+        FloatVector w5 = FloatVector.broadcast(SPECIES, weight[w + 5]);
+        FloatVector w6 = FloatVector.broadcast(SPECIES, weight[w + 6]);
+        FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
+        FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
+        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        int planeIn = plane * inHeight * inWidth;
+        int planeOut = plane * outHeight * outWidth;
+        for (int ox = 0; ox < outWidth; ox += LANES) {
+            boolean interior = ox > 0 && 2 * ox + 2 * LANES + 1 <= inWidth;
+            if (!interior) {
+                // The edge row's columns outside the image stay zero for the whole column of outputs.
+                java.util.Arrays.fill(taps, 3 * LANES, 5 * LANES + 2, 0f);
+            }
+            boolean full = ox + LANES <= outWidth;
+            VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+            // Output row 0 starts with the zero row above the image.
+            FloatVector a = zero.fma(w0, planeBias);
+            a = zero.fma(w1, a);
+            a = zero.fma(w2, a);
+            for (int oy = 0; oy < outHeight; oy++) {
+                int rowAt = planeIn + 2 * oy * inWidth + 2 * ox - 1;
+                if (interior) {
+                    deinterleave(input, rowAt, taps);
+                } else {
+                    deinterleaveEdge(rowAt, 2 * ox, taps);
+                }
+                a = FloatVector.fromArray(SPECIES, taps, 0).fma(w3, a);
+                a = FloatVector.fromArray(SPECIES, taps, LANES).fma(w4, a);
+                a = FloatVector.fromArray(SPECIES, taps, 2 * LANES).fma(w5, a);
+                if (2 * oy + 1 >= inHeight) {
+                    java.util.Arrays.fill(taps, 0f);
+                } else if (interior) {
+                    deinterleave(input, rowAt + inWidth, taps);
+                } else {
+                    deinterleaveEdge(rowAt + inWidth, 2 * ox, taps);
+                }
+                FloatVector x0 = FloatVector.fromArray(SPECIES, taps, 0);
+                FloatVector x1 = FloatVector.fromArray(SPECIES, taps, LANES);
+                FloatVector x2 = FloatVector.fromArray(SPECIES, taps, 2 * LANES);
+                FloatVector done = x0.fma(w6, a);
+                done = x1.fma(w7, done);
+                done = x2.fma(w8, done);
+                a = x0.fma(w0, planeBias);
+                a = x1.fma(w1, a);
+                a = x2.fma(w2, a);
+                done = done.max(lower).min(upper);
+                int o = planeOut + oy * outWidth + ox;
+                if (full) {
+                    if (residual != null && clampOnly) {
+                        done = done.add(FloatVector.fromArray(SPECIES, residual, o));
+                    }
+                    done.intoArray(output, o);
+                } else {
+                    if (residual != null && clampOnly) {
+                        done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
+                    }
+                    done.intoArray(output, o, valid);
+                }
+            }
+        }
+    }
+
+    /**
+     * taps[0, 3·LANES) = the row's columns at at + kx + 2·j for kx = 0, 1, 2 and lanes j: the even
+     * lanes of two vectors from at (kx = 0), their odd lanes (kx = 1), the even lanes of two from
+     * at + 2 (kx = 2). A separate small method so that C1 can compile the kernel that calls it (in
+     * one method it ran out of registers and left the kernel in slow tier-2 code for good).
+     */
+    private static void deinterleave(float[] row, int at, float[] taps) {
+        FloatVector a1 = FloatVector.fromArray(SPECIES, row, at);
+        FloatVector a2 = FloatVector.fromArray(SPECIES, row, at + LANES);
+        FloatVector c1 = FloatVector.fromArray(SPECIES, row, at + 2);
+        FloatVector c2 = FloatVector.fromArray(SPECIES, row, at + 2 + LANES);
+        Vectors.evenLanes(a1, a2).intoArray(taps, 0);
+        Vectors.oddLanes(a1, a2).intoArray(taps, LANES);
+        Vectors.evenLanes(c1, c2).intoArray(taps, 2 * LANES);
+    }
+
+    /**
+     * {@link #deinterleave} at the image's left or right edge, where some of the columns [s − 1,
+     * s + 2·LANES + 1) lie outside the row: the columns that exist are copied into the row after
+     * the taps, whose other columns the caller zeroed once for this vector column (masked loads
+     * and blends, or zeroing per row, cost 2-3x an interior column here).
+     */
+    private void deinterleaveEdge(int at, int s, float[] taps) {
+        int edge = 3 * LANES;
+        int first = Math.max(0, s - 1);
+        int last = Math.min(inWidth, s + 2 * LANES + 1);
+        System.arraycopy(input, at - (s - 1) + first, taps, edge + first - (s - 1), last - first);
+        deinterleave(taps, edge, taps);
     }
 
     /** This thread's phase planes, zeroed: the borders are written once here and never by fillPhases. */

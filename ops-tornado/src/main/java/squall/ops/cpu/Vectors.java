@@ -248,14 +248,26 @@ public final class Vectors {
     }
 
     /** Lane indexes 0, 2, 4, ... into two concatenated vectors. */
-    private static final FloatVector EVEN_LANES = FloatVector.fromArray(SPECIES, evenIndexes(), 0);
+    private static final FloatVector EVEN_LANES = FloatVector.fromArray(SPECIES, laneIndexes(0), 0);
+    /** Lane indexes 1, 3, 5, ... into two concatenated vectors. */
+    private static final FloatVector ODD_LANES = FloatVector.fromArray(SPECIES, laneIndexes(1), 0);
 
-    private static float[] evenIndexes() {
+    private static float[] laneIndexes(int first) {
         float[] indexes = new float[LANES];
         for (int i = 0; i < LANES; i++) {
-            indexes[i] = 2 * i;
+            indexes[i] = 2 * i + first;
         }
         return indexes;
+    }
+
+    /** Lanes 0, 2, 4, ... of the concatenation (low, high): one two-vector permute. */
+    static FloatVector evenLanes(FloatVector low, FloatVector high) {
+        return EVEN_LANES.selectFrom(low, high);
+    }
+
+    /** Lanes 1, 3, 5, ... of the concatenation (low, high). */
+    static FloatVector oddLanes(FloatVector low, FloatVector high) {
+        return ODD_LANES.selectFrom(low, high);
     }
 
     /**
