@@ -73,10 +73,9 @@ final class Conv2d implements Operator {
         Shape inputScale = Check.optional(inputs, 4);
         if (inputScale != null) {
             Check.equal(node, "input_scale", inputScale, Shape.of(x.dim(0), inChannels, 1, 1));
-            if (groups != 1 || weight.dim(2) != 1 || weight.dim(3) != 1 || output.dim(2) != x.dim(2)
-                    || output.dim(3) != x.dim(3)) {
+            if (groups != 1 || weight.dim(2) != 1 || weight.dim(3) != 1 || GemmConv.needsColumns(window.asArray())) {
                 throw Check.bad(node, "input_scale is fused only into 1x1, stride-1, unpadded, ungrouped convs; "
-                        + "this one has weight " + weight + ", groups " + groups + " and output " + output);
+                        + "this one has weight " + weight + ", groups " + groups + " and " + window);
             }
         }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);

@@ -11,7 +11,7 @@ public record Window(int kernelH, int kernelW, int strideH, int strideW, int pad
                      int padRight, int dilationH, int dilationW) {
 
     /** Reads stride, padding and dilation for a kernel of kernelH x kernelW; stride defaults to {@code defaultStride}. */
-    static Window of(Node node, int kernelH, int kernelW, int[] defaultStride) {
+    public static Window of(Node node, int kernelH, int kernelW, int[] defaultStride) {
         Attributes a = node.attributes();
         int[] stride = a.has("stride") ? pair(node, "stride") : defaultStride;
         int[] dilation = a.has("dilation") ? pair(node, "dilation") : new int[] {1, 1};

@@ -15,8 +15,8 @@ import squall.ops.Split;
  * per (row, column) remainder modulo the stride, so that every tap of every output row is one
  * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
  * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
- * The common stride-1 3x3 and 5x5 "same" convs skip the copy ({@link #convolveDirect3x3},
- * {@link #convolveDirect5x5}).
+ * The common stride-1 3x3 and 5x5 "same" convs and 3x3 stride-2 convs with padding 1 skip the copy
+ * ({@link #convolveDirect3x3}, {@link #convolveDirect5x5}, {@link #convolveDirect3x3Stride2}).
  */
 public final class DepthwiseConv implements CpuKernel {
     private static final ThreadLocal<float[]> PHASES = ThreadLocal.withInitial(() -> new float[0]);
@@ -91,8 +91,9 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     /**
-     * 3x3 with padding 1 or 5x5 with padding 2, stride 1, output as large as the input:
-     * {@link #convolveDirect3x3} or {@link #convolveDirect5x5}, no phase planes.
+     * 3x3 with padding 1 or 5x5 with padding 2 at stride 1 (output as large as the input), or 3x3
+     * with padding 1 at stride 2: {@link #convolveDirect3x3}, {@link #convolveDirect5x5} or
+     * {@link #convolveDirect3x3Stride2}, no phase planes.
      */
     public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
         int k = window[0];

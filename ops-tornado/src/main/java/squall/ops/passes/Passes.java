@@ -13,6 +13,7 @@ import squall.api.Model;
 import squall.api.Node;
 import squall.api.Shape;
 import squall.api.Tensor;
+import squall.ops.Window;
 
 /**
  * Inference-time rewrites of a model, each a function Model to Model that keeps the outputs (up to
@@ -202,8 +203,7 @@ public final class Passes {
     /**
      * conv2d(mul(x, s)) becomes conv2d(x, input_scale = s) when s [N, C, 1, 1] scales x [N, C, H, W]
      * channel by channel (squeeze-and-excitation's gate), the conv is 1x1, stride 1, unpadded and
-     * ungrouped (read from the shapes: weight [O, C, 1, 1], output [N, O, H, W]), and the mul is its
-     * only reader. W·(s ⊙ x) = (W ⊙ s)·x, so the JVM backend's kernels scale B's rows while they pack
+     * ungrouped (weight [O, C, 1, 1]), and the mul is its only reader. W·(s ⊙ x) = (W ⊙ s)·x, so the JVM backend's kernels scale B's rows while they pack
      * them (or the weights per image) and the gated tensor, as large as the expanded one, is never
      * written. Needs concrete shapes, like {@link #fuseResiduals}.
      */
@@ -240,14 +240,17 @@ public final class Passes {
         return rebuild(model, nodes, Map.of());
     }
 
-    /** A conv2d whose weight is [O, C, 1, 1] for C input channels and whose output keeps the input's height and width. */
+    /** A conv2d with weight [O, C, 1, 1] for C input channels (groups 1), stride 1 and no padding. */
     private static boolean isPointwise(Node conv, Map<String, Shape> shapes) {
         Shape x = shapes.get(conv.input(0));
         Shape weight = shapes.get(conv.input(1));
-        Shape out = shapes.get(conv.output());
-        return x != null && weight != null && out != null && x.rank() == 4 && weight.rank() == 4
-                && weight.dim(1) == x.dim(1) && weight.dim(2) == 1 && weight.dim(3) == 1
-                && out.dim(2) == x.dim(2) && out.dim(3) == x.dim(3);
+        if (x == null || weight == null || x.rank() != 4 || weight.rank() != 4 || weight.dim(1) != x.dim(1)
+                || weight.dim(2) != 1 || weight.dim(3) != 1) {
+            return false;
+        }
+        Window window = Window.of(conv, 1, 1, new int[] {1, 1});
+        return window.strideH() == 1 && window.strideW() == 1 && window.padTop() == 0 && window.padLeft() == 0
+                && window.padBottom() == 0 && window.padRight() == 0;
     }
 
     private static Node renameInputs(Node node, Map<String, String> renamed) {

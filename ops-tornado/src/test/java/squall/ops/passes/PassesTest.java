@@ -238,7 +238,7 @@ class PassesTest {
 
     @Test
     void channelScaleStaysUnlessAOneByOneConvIsItsOnlyReader() {
-        // 3x3 conv after the gate; a gated tensor read twice; a scale that is not per channel.
+        // 3x3 conv after the gate; a gated tensor read twice; a scale that is not per channel; a padded 1x1.
         Model threeByThree = model(b -> conv(b, "conv", b.op("mul", "mul", Attributes.EMPTY, "x",
                 b.op("global_avg_pool", "pool", Attributes.EMPTY, "x")), 6, 6, 3, 1, true));
         assertEquals(ops(threeByThree), ops(assertKeepsOutputs(threeByThree, PassesTest::withChannelScales)));
@@ -249,6 +249,10 @@ class PassesTest {
         assertEquals(ops(twice), ops(assertKeepsOutputs(twice, PassesTest::withChannelScales)));
         Model elementwise = model(b -> conv(b, "conv", b.op("mul", "mul", Attributes.EMPTY, "x", "x"), 6, 6, 1, 1, true));
         assertEquals(ops(elementwise), ops(assertKeepsOutputs(elementwise, PassesTest::withChannelScales)));
+        Model padded = model(b -> b.op("conv2d", "conv", Attributes.of("padding", 1), b.op("mul", "mul",
+                Attributes.EMPTY, "x", b.op("global_avg_pool", "pool", Attributes.EMPTY, "x")),
+                b.parameter("conv.weight", 6, 6, 1, 1)));
+        assertEquals(ops(padded), ops(assertKeepsOutputs(padded, PassesTest::withChannelScales)));
     }
 
     private static Model withChannelScales(Model model) {
