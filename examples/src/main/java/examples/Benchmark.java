@@ -7,7 +7,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -16,19 +15,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import squall.api.CompiledModel;
-import squall.api.CpuKernel;
-import squall.api.Graph;
-import squall.api.KernelCall;
-import squall.api.Model;
 import squall.api.Node;
-import squall.api.Operator;
 import squall.api.Operators;
 import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
-import squall.api.Workers;
 import squall.backend.jvm.JvmCompiledModel;
-import squall.ops.passes.Passes;
 import squall.networks.onnx.OnnxExporter;
 
 /** Latency and throughput of a network on a backend, and optionally where the time goes per node. */

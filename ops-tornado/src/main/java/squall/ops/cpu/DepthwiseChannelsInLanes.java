@@ -18,8 +18,6 @@ import squall.ops.Split;
  * {@link DepthwiseConv}, so both kernels give the same bits.
  */
 public final class DepthwiseChannelsInLanes implements CpuKernel {
-    private static final ThreadLocal<float[]> TILE = ThreadLocal.withInitial(() -> new float[0]);
-
     private final float[] input;
     private final float[] residual;
     private final float[] output;
@@ -120,7 +118,8 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     @Override
     public void run(Workers workers) {
         Split.ranges(workers, batch * blocks, (from, to) -> {
-            float[] tile = scratch((paddedHeight * paddedWidth + stride) * LANES);
+            // Zeroed once per task: the border is never written by gather.
+            float[] tile = Scratch.zeroed((paddedHeight * paddedWidth + stride) * LANES);
             for (int item = from; item < to; item++) {
                 int image = item / blocks;
                 int firstChannel = item % blocks * LANES;
@@ -136,18 +135,6 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                 }
             }
         });
-    }
-
-    /** This thread's tile, zeroed: the border is written only here. */
-    private static float[] scratch(int size) {
-        float[] tile = TILE.get();
-        if (tile.length < size) {
-            tile = new float[size];
-            TILE.set(tile);
-        } else {
-            java.util.Arrays.fill(tile, 0, size, 0f);
-        }
-        return tile;
     }
 
     /** Copies the block's input pixels (lanes = channels) into the tile's interior. */

@@ -19,8 +19,6 @@ import squall.ops.Split;
  * ({@link #convolveDirect3x3}, {@link #convolveDirect5x5}, {@link #convolveDirect3x3Stride2}).
  */
 public final class DepthwiseConv implements CpuKernel {
-    private static final ThreadLocal<float[]> PHASES = ThreadLocal.withInitial(() -> new float[0]);
-
     private final float[] input;
     private final float[] weight;
     private final float[] bias;
@@ -129,7 +127,8 @@ public final class DepthwiseConv implements CpuKernel {
             return;
         }
         Split.ranges(workers, planes, (from, to) -> {
-            float[] phases = scratch(stride * stride * phaseSize);
+            // Zeroed once per task: the borders are never written by fillPhases.
+            float[] phases = Scratch.zeroed(stride * stride * phaseSize);
             for (int plane = from; plane < to; plane++) {
                 fillPhases(phases, plane);
                 convolvePlane(phases, plane);
@@ -426,18 +425,6 @@ public final class DepthwiseConv implements CpuKernel {
         deinterleave(taps, edge, taps);
     }
 
-    /** This thread's phase planes, zeroed: the borders are written once here and never by fillPhases. */
-    private static float[] scratch(int size) {
-        float[] phases = PHASES.get();
-        if (phases.length < size) {
-            phases = new float[size];
-            PHASES.set(phases);
-        } else {
-            java.util.Arrays.fill(phases, 0, size, 0f);
-        }
-        return phases;
-    }
-
     /** Copies the plane's input pixels into the phase planes (the zero border stays). */
     private void fillPhases(float[] phases, int plane) {
         int in = plane * inHeight * inWidth;
@@ -461,61 +448,8 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     private void convolvePlane(float[] phases, int plane) {
-        if (kernelH == 3 && kernelW == 3) {
-            convolvePlane3x3(phases, plane);
-        } else {
-            convolvePlaneAnySize(phases, plane);
-        }
+        convolvePlaneAnySize(phases, plane);
         finishPlane(plane);
-    }
-
-    /** The 3x3 case with the nine weights and tap offsets in registers. */
-    private void convolvePlane3x3(float[] phases, int plane) {
-        int w = plane % channels * 9;
-        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
-        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
-        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
-        FloatVector w3 = FloatVector.broadcast(SPECIES, weight[w + 3]);
-        FloatVector w4 = FloatVector.broadcast(SPECIES, weight[w + 4]);
-        FloatVector w5 = FloatVector.broadcast(SPECIES, weight[w + 5]);
-        FloatVector w6 = FloatVector.broadcast(SPECIES, weight[w + 6]);
-        FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
-        FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
-        int t0 = tapOffsets[0], t1 = tapOffsets[1], t2 = tapOffsets[2], t3 = tapOffsets[3], t4 = tapOffsets[4];
-        int t5 = tapOffsets[5], t6 = tapOffsets[6], t7 = tapOffsets[7], t8 = tapOffsets[8];
-        float planeBias = bias[plane % channels];
-        int planeEnd = (plane + 1) * outHeight * outWidth;
-        for (int oy = 0; oy < outHeight; oy++) {
-            int rowOut = (plane * outHeight + oy) * outWidth;
-            for (int ox = 0; ox < outWidth; ox += LANES) {
-                int at = oy * phaseWidth + ox;
-                FloatVector sum = FloatVector.fromArray(SPECIES, phases, at + t0).fma(w0, FloatVector.broadcast(SPECIES,
-                        planeBias));
-                sum = FloatVector.fromArray(SPECIES, phases, at + t1).fma(w1, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t2).fma(w2, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t3).fma(w3, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t4).fma(w4, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t5).fma(w5, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t6).fma(w6, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t7).fma(w7, sum);
-                sum = FloatVector.fromArray(SPECIES, phases, at + t8).fma(w8, sum);
-                FloatVector value = sum.max(lower).min(upper);
-                // Past the row's end, a full store only writes the start of the next rows, computed
-                // after this one; where it would reach past the plane (another thread's), it is masked.
-                if (rowOut + ox + LANES <= planeEnd) {
-                    if (residual != null && clampOnly) {
-                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox));
-                    }
-                    value.intoArray(output, rowOut + ox);
-                } else {
-                    VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-                    if (residual != null && clampOnly) {
-                        value = value.add(FloatVector.fromArray(SPECIES, residual, rowOut + ox, valid));
-                    }
-                    value.intoArray(output, rowOut + ox, valid);
-                }
-            }
-        }
     }
 
     private void convolvePlaneAnySize(float[] phases, int plane) {
