@@ -110,7 +110,7 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {
-            return outWidth <= (stride == 1 ? 8 : 28);
+            return outWidth <= 8;
         }
         return outWidth <= 14 || outWidth <= 28 && (stride > 1 || kernelH == 3 && kernelW == 3);
     }

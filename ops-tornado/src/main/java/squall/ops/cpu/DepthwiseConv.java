@@ -5,6 +5,7 @@ import static squall.ops.cpu.Vectors.SPECIES;
 
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
 import squall.api.CpuKernel;
 import squall.api.Workers;
 import squall.ops.Split;
@@ -112,14 +113,17 @@ public final class DepthwiseConv implements CpuKernel {
     public void run(Workers workers) {
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
-                float[] taps = new float[5 * LANES + 2];
+                // Stride 1: the padded copy, its zero borders never written, so zeroed once per task;
+                // stride 2: the split rows, written in full for every row.
+                float[] padded = stride == 2 ? Scratch.floats(stride2RowsSize())
+                        : Scratch.zeroed(inHeight * (inWidth + kernelW - 1) + LANES);
                 for (int plane = from; plane < to; plane++) {
                     if (stride == 2) {
-                        convolveDirect3x3Stride2(plane, taps);
+                        convolveDirect3x3Stride2(plane, padded);
                     } else if (kernelH == 3) {
-                        convolveDirect3x3(plane);
+                        convolveDirect3x3(plane, padded);
                     } else {
-                        convolveDirect5x5(plane);
+                        convolveDirect5x5(plane, padded);
                     }
                     finishPlane(plane);
                 }
@@ -144,16 +148,52 @@ public final class DepthwiseConv implements CpuKernel {
         }
     }
 
-    private static final VectorMask<Float> NOT_FIRST = Vectors.firstLanes(LANES).andNot(Vectors.firstLanes(1));
+    /**
+     * 3x3, stride 1, padding 1: the plane is copied into rows two columns wider with zero borders
+     * ({@code padded}, borders zeroed once per task), then {@link #directColumn3x3} rolls down each
+     * vector column with unmasked loads. Straight from the input, the edge columns needed masked
+     * loads, and a mask held across a loop is re-read from its object and converted at every use:
+     * the copy costs less (3x3 144@56: 0.51 -> 0.42 ms, 1 thread).
+     */
+    private void convolveDirect3x3(int plane, float[] padded) {
+        int stride = inWidth + 2;
+        copyRows(input, plane * inHeight * inWidth, inWidth, inHeight, padded, 1, stride);
+        for (int ox = 0; ox < outWidth; ox += LANES) {
+            directColumn3x3(plane, ox, padded, ox, stride);
+        }
+    }
 
     /**
-     * 3x3, stride 1, padding 1, straight from the NCHW input (no phase copy): one vector column at
-     * a time, rolling down the rows. Each input row is loaded once as three shifted vectors (masked
-     * at the image's left and right edges, where padding reads as zero) and feeds the three output
-     * rows it touches. Rows above and below the image are zero vectors through the same FMAs, so
-     * the taps add from the bias in the order 0..8 exactly as in the padded kernels.
+     * {@code rows} rows of {@code width} floats, contiguous from from[fromAt], to rows
+     * {@code stride} apart from to[toAt]. Vector copies with one masked vector per row: a plane's
+     * rows of 14-56 floats through System.arraycopy cost as much as the convolution.
      */
-    private void convolveDirect3x3(int plane) {
+    private static void copyRows(float[] from, int fromAt, int width, int rows, float[] to, int toAt, int stride) {
+        int body = width - width % LANES;
+        VectorMask<Float> tail = Vectors.firstLanes(width - body);
+        for (int r = 0; r < rows; r++, fromAt += width, toAt += stride) {
+            for (int j = 0; j < body; j += LANES) {
+                FloatVector.fromArray(SPECIES, from, fromAt + j).intoArray(to, toAt + j);
+            }
+            if (body < width) {
+                FloatVector.fromArray(SPECIES, from, fromAt + body, tail).intoArray(to, toAt + body, tail);
+            }
+        }
+    }
+
+    /**
+     * Output columns [ox, ox + LANES) of a 3x3, stride 1, padding 1 plane, rolling down the rows:
+     * input row r (the vectors at src[at], at + 1, at + 2 for its columns ox − 1, ox, ox + 1;
+     * rows {@code stride} apart) is loaded once and feeds output rows r + 1 (finished), r (a)
+     * and r − 1 (b, started). Rows outside the image are zero vectors through the same FMAs, so
+     * the taps add from the bias in the order 0..8 exactly as in the padded kernels. The clamp is
+     * two compares and blends, which give Java's max/min results (NaN stays NaN, −0 becomes +0 at
+     * a bound of 0) at a third of their cost.
+     */
+    private void directColumn3x3(int plane, int ox, float[] src, int at, int stride) {
+        float[] out = output;
+        float[] res = clampOnly ? residual : null;
+        int rows = outHeight;
         int w = plane % channels * 9;
         FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
         FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
@@ -166,112 +206,99 @@ public final class DepthwiseConv implements CpuKernel {
         FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
         FloatVector zero = FloatVector.zero(SPECIES);
-        int planeIn = plane * inHeight * inWidth;
-        int planeOut = plane * outHeight * outWidth;
-        for (int ox = 0; ox < outWidth; ox += LANES) {
-            VectorMask<Float> m0 = Vectors.firstLanes(inWidth - ox + 1);
-            if (ox == 0) {
-                m0 = m0.and(NOT_FIRST);
+        float low = lower;
+        float high = upper;
+        boolean full = ox + LANES <= outWidth;
+        VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+        FloatVector a = zero.fma(w0, planeBias);
+        a = zero.fma(w1, a);
+        a = zero.fma(w2, a);
+        FloatVector x0 = FloatVector.fromArray(SPECIES, src, at);
+        FloatVector x1 = FloatVector.fromArray(SPECIES, src, at + 1);
+        FloatVector x2 = FloatVector.fromArray(SPECIES, src, at + 2);
+        a = x0.fma(w3, a);
+        a = x1.fma(w4, a);
+        a = x2.fma(w5, a);
+        FloatVector b = x0.fma(w0, planeBias);
+        b = x1.fma(w1, b);
+        b = x2.fma(w2, b);
+        int o = plane * rows * outWidth + ox;
+        for (int oy = 0; oy < rows; oy++, o += outWidth) {
+            at += stride;
+            if (oy + 1 < rows) {
+                x0 = FloatVector.fromArray(SPECIES, src, at);
+                x1 = FloatVector.fromArray(SPECIES, src, at + 1);
+                x2 = FloatVector.fromArray(SPECIES, src, at + 2);
+            } else {
+                x0 = zero;
+                x1 = zero;
+                x2 = zero;
             }
-            VectorMask<Float> m1 = Vectors.firstLanes(inWidth - ox);
-            VectorMask<Float> m2 = Vectors.firstLanes(inWidth - ox - 1);
-            boolean full = ox + LANES <= outWidth;
-            VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-            FloatVector a = zero.fma(w0, planeBias);
-            a = zero.fma(w1, a);
-            a = zero.fma(w2, a);
-            int at = planeIn + ox;
-            FloatVector x0 = FloatVector.fromArray(SPECIES, input, at - 1, m0);
-            FloatVector x1 = FloatVector.fromArray(SPECIES, input, at, m1);
-            FloatVector x2 = FloatVector.fromArray(SPECIES, input, at + 1, m2);
-            a = x0.fma(w3, a);
+            FloatVector done = x0.fma(w6, a);
+            done = x1.fma(w7, done);
+            done = x2.fma(w8, done);
+            a = x0.fma(w3, b);
             a = x1.fma(w4, a);
             a = x2.fma(w5, a);
-            FloatVector b = x0.fma(w0, planeBias);
+            b = x0.fma(w0, planeBias);
             b = x1.fma(w1, b);
             b = x2.fma(w2, b);
-            for (int oy = 0; oy < outHeight; oy++) {
-                at += inWidth;
-                if (oy + 1 < inHeight) {
-                    x0 = FloatVector.fromArray(SPECIES, input, at - 1, m0);
-                    x1 = FloatVector.fromArray(SPECIES, input, at, m1);
-                    x2 = FloatVector.fromArray(SPECIES, input, at + 1, m2);
-                } else {
-                    x0 = zero;
-                    x1 = zero;
-                    x2 = zero;
+            done = done.blend(low, done.compare(VectorOperators.LE, low));
+            done = done.blend(high, done.compare(VectorOperators.GE, high));
+            // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
+            if (full) {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
                 }
-                FloatVector done = x0.fma(w6, a);
-                done = x1.fma(w7, done);
-                done = x2.fma(w8, done);
-                a = x0.fma(w3, b);
-                a = x1.fma(w4, a);
-                a = x2.fma(w5, a);
-                b = x0.fma(w0, planeBias);
-                b = x1.fma(w1, b);
-                b = x2.fma(w2, b);
-                done = done.max(lower).min(upper);
-                int o = planeOut + oy * outWidth + ox;
-                // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
-                if (full) {
-                    if (residual != null && clampOnly) {
-                        done = done.add(FloatVector.fromArray(SPECIES, residual, o));
-                    }
-                    done.intoArray(output, o);
-                } else {
-                    if (residual != null && clampOnly) {
-                        done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
-                    }
-                    done.intoArray(output, o, valid);
+                done.intoArray(out, o);
+            } else {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
                 }
+                done.intoArray(out, o, valid);
             }
         }
     }
 
-    private static final VectorMask<Float> NOT_FIRST_TWO = Vectors.firstLanes(LANES).andNot(Vectors.firstLanes(2));
-
-    /** 5x5, stride 1, padding 2: {@link #directColumn5x5} over each vector column of the plane. */
-    private void convolveDirect5x5(int plane) {
+    /** 5x5, stride 1, padding 2: as {@link #convolveDirect3x3}, with two zero columns each side. */
+    private void convolveDirect5x5(int plane, float[] padded) {
+        int stride = inWidth + 4;
+        copyRows(input, plane * inHeight * inWidth, inWidth, inHeight, padded, 2, stride);
         for (int ox = 0; ox < outWidth; ox += LANES) {
-            directColumn5x5(plane, ox);
+            directColumn5x5(plane, ox, padded, ox, stride);
         }
     }
 
     /**
-     * Output columns [ox, ox + LANES) of a 5x5, stride 1, padding 2 plane, straight from the input:
-     * each input row is loaded once as five shifted vectors (masked at the image's edges, where
-     * padding reads as zero) and feeds the five output rows it touches, whose partial sums roll
-     * down in a0..a3. Rows outside the image are zero vectors through the same FMAs, so the taps add
-     * from the bias in the order 0..24, as in the other kernels. One method per column, not per
-     * plane: per plane, C1 could not compile it (out of registers) and C2 came only after seconds.
+     * Output columns [ox, ox + LANES) of a 5x5, stride 1, padding 2 plane from its padded copy:
+     * each input row (the vectors at src[at] .. at + 4, rows {@code stride} apart) is loaded once
+     * and feeds the five output rows it touches, whose partial sums roll down in a0..a3. Rows
+     * outside the image are zero vectors through the same FMAs, so the taps add from the bias in
+     * the order 0..24, as in the other kernels. One method per column, not per plane: per plane,
+     * C1 could not compile it (out of registers) and C2 came only after seconds.
      */
-    private void directColumn5x5(int plane, int ox) {
+    private void directColumn5x5(int plane, int ox, float[] src, int at, int stride) {
+        float[] out = output;
+        float[] res = clampOnly ? residual : null;
         int w = plane % channels * 25;
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
         FloatVector zero = FloatVector.zero(SPECIES);
-        VectorMask<Float> m0 = Vectors.firstLanes(inWidth - ox + 2);
-        VectorMask<Float> m1 = Vectors.firstLanes(inWidth - ox + 1);
-        if (ox == 0) {
-            m0 = m0.and(NOT_FIRST_TWO);
-            m1 = m1.and(NOT_FIRST);
-        }
-        VectorMask<Float> m2 = Vectors.firstLanes(inWidth - ox);
-        VectorMask<Float> m3 = Vectors.firstLanes(Math.max(0, inWidth - ox - 1));
-        VectorMask<Float> m4 = Vectors.firstLanes(Math.max(0, inWidth - ox - 2));
+        float low = lower;
+        float high = upper;
         boolean full = ox + LANES <= outWidth;
         VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-        int planeIn = plane * inHeight * inWidth;
-        int planeOut = plane * outHeight * outWidth;
+        int rows = inHeight;
+        int o = plane * outHeight * outWidth + ox - 4 * outWidth;
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-        for (int r = -2; r < inHeight + 2; r++) {
+        for (int r = -2; r < rows + 2; r++, o += outWidth) {
             FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
-            if (r >= 0 && r < inHeight) {
-                int at = planeIn + r * inWidth + ox;
-                x0 = FloatVector.fromArray(SPECIES, input, at - 2, m0);
-                x1 = FloatVector.fromArray(SPECIES, input, at - 1, m1);
-                x2 = FloatVector.fromArray(SPECIES, input, at, m2);
-                x3 = FloatVector.fromArray(SPECIES, input, at + 1, m3);
-                x4 = FloatVector.fromArray(SPECIES, input, at + 2, m4);
+            if (r >= 0 && r < rows) {
+                x0 = FloatVector.fromArray(SPECIES, src, at);
+                x1 = FloatVector.fromArray(SPECIES, src, at + 1);
+                x2 = FloatVector.fromArray(SPECIES, src, at + 2);
+                x3 = FloatVector.fromArray(SPECIES, src, at + 3);
+                x4 = FloatVector.fromArray(SPECIES, src, at + 4);
+                at += stride;
             }
             // Row r is tap row 4 of output r - 2 (done), 3 of r - 1, 2 of r, 1 of r + 1, 0 of r + 2 (new).
             FloatVector done = x0.fma(FloatVector.broadcast(SPECIES, weight[w + 20]), a0);
@@ -302,30 +329,100 @@ public final class DepthwiseConv implements CpuKernel {
             if (r < 2) {
                 continue;
             }
-            done = done.max(lower).min(upper);
-            int o = planeOut + (r - 2) * outWidth + ox;
+            done = done.blend(low, done.compare(VectorOperators.LE, low));
+            done = done.blend(high, done.compare(VectorOperators.GE, high));
             if (full) {
-                if (residual != null && clampOnly) {
-                    done = done.add(FloatVector.fromArray(SPECIES, residual, o));
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
                 }
-                done.intoArray(output, o);
+                done.intoArray(out, o);
             } else {
-                if (residual != null && clampOnly) {
-                    done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
                 }
-                done.intoArray(output, o, valid);
+                done.intoArray(out, o, valid);
             }
         }
     }
 
     /**
-     * 3x3, stride 2, padding 1 straight from the input, one vector column at a time down the rows.
-     * Output column ox reads input columns 2·ox − 1 + kx; {@link #deinterleave} turns an input row
-     * into those three vectors (kx = 0, 1, 2) in {@code taps}. Input row 2·oy + 1 ends output row oy
-     * and starts oy + 1, so an output vector costs two input rows and no phase-plane copy. Taps add
-     * from the bias in the order 0..8, as in the other kernels.
+     * 3x3, stride 2, padding 1, row by row. Each input row is first split into its two column
+     * phases ({@link #splitColumns}): output column ox then reads taps kx = 0, 1, 2 as even[ox],
+     * odd[ox], even[ox + 1], unmasked, contiguous loads. Output row oy takes input rows 2oy − 1
+     * (taps 0-2, summed in the step before into {@code partial}), 2oy (taps 3-5) and 2oy + 1
+     * (taps 6-8, which also start oy + 1's partial sums), so the input is read once, in order, and
+     * the split rows stay in L1 (splitting whole planes first, then rolling down columns, ran
+     * 3x slower: the split planes left L1). Taps add from the bias in the order 0..8, as in the
+     * other kernels; the row above the image is a zero row through the same FMAs.
+     * {@code rows} holds the four split rows and the partial sums, {@link #stride2RowsSize} floats.
      */
-    private void convolveDirect3x3Stride2(int plane, float[] taps) {
+    private void convolveDirect3x3Stride2(int plane, float[] rows) {
+        int length = stride2RowLength();
+        int even0 = 0, odd0 = length, even1 = 2 * length, odd1 = 3 * length, partial = 4 * length;
+        int w = plane % channels * 9;
+        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
+        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
+        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
+        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        FloatVector zero = FloatVector.zero(SPECIES);
+        FloatVector first = zero.fma(w0, planeBias);
+        first = zero.fma(w1, first);
+        first = zero.fma(w2, first);
+        for (int ox = 0; ox < outWidth; ox += LANES) {
+            first.intoArray(rows, partial + ox);
+        }
+        int planeIn = plane * inHeight * inWidth;
+        for (int oy = 0; oy < outHeight; oy++) {
+            int at = planeIn + 2 * oy * inWidth;
+            splitColumns(at, rows, even0, odd0);
+            if (2 * oy + 1 < inHeight) {
+                splitColumns(at + inWidth, rows, even1, odd1);
+            } else {
+                java.util.Arrays.fill(rows, even1, partial, 0f);
+            }
+            stride2Row(plane, oy, rows, length);
+        }
+    }
+
+    /** Floats of one split row: the output row, one more column, a vector of slack. */
+    private int stride2RowLength() {
+        return outWidth + 1 + LANES;
+    }
+
+    /** Floats of {@link #convolveDirect3x3Stride2}'s rows: four split rows and the partial sums. */
+    private int stride2RowsSize() {
+        return 5 * stride2RowLength();
+    }
+
+    /**
+     * Input row at input[at] into its column phases: rows[even + j] = padded column 2j (input
+     * column 2j − 1; zero for j = 0 and past the image), rows[odd + j] = input column 2j. One
+     * pair of vectors (32 columns) per step, split with two permutes; the last pair may read
+     * past the row (those lanes land past what the kernel reads, but for the even phase's last
+     * column of an odd-width row, zeroed after).
+     */
+    private void splitColumns(int at, float[] rows, int even, int odd) {
+        rows[even] = 0f;
+        int j = 0;
+        for (; 2 * j < inWidth && at + 2 * j + 2 * LANES <= input.length; j += LANES) {
+            FloatVector low = FloatVector.fromArray(SPECIES, input, at + 2 * j);
+            FloatVector high = FloatVector.fromArray(SPECIES, input, at + 2 * j + LANES);
+            Vectors.evenLanes(low, high).intoArray(rows, odd + j);
+            Vectors.oddLanes(low, high).intoArray(rows, even + 1 + j);
+        }
+        for (; 2 * j < inWidth; j++) {
+            rows[odd + j] = input[at + 2 * j];
+            rows[even + 1 + j] = 2 * j + 1 < inWidth ? input[at + 2 * j + 1] : 0f;
+        }
+        if (inWidth % 2 == 1) {
+            rows[even + outWidth] = 0f;
+        }
+    }
+
+    /** One output row of {@link #convolveDirect3x3Stride2} from its split rows and partial sums. */
+    private void stride2Row(int plane, int oy, float[] rows, int length) {
+        float[] out = output;
+        float[] res = clampOnly ? residual : null;
         int w = plane % channels * 9;
         FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
         FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
@@ -337,92 +434,40 @@ public final class DepthwiseConv implements CpuKernel {
         FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
         FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
-        FloatVector zero = FloatVector.zero(SPECIES);
-        int planeIn = plane * inHeight * inWidth;
-        int planeOut = plane * outHeight * outWidth;
-        for (int ox = 0; ox < outWidth; ox += LANES) {
-            boolean interior = ox > 0 && 2 * ox + 2 * LANES + 1 <= inWidth;
-            if (!interior) {
-                // The edge row's columns outside the image stay zero for the whole column of outputs.
-                java.util.Arrays.fill(taps, 3 * LANES, 5 * LANES + 2, 0f);
-            }
-            boolean full = ox + LANES <= outWidth;
-            VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-            // Output row 0 starts with the zero row above the image.
-            FloatVector a = zero.fma(w0, planeBias);
-            a = zero.fma(w1, a);
-            a = zero.fma(w2, a);
-            for (int oy = 0; oy < outHeight; oy++) {
-                int rowAt = planeIn + 2 * oy * inWidth + 2 * ox - 1;
-                if (interior) {
-                    deinterleave(input, rowAt, taps);
-                } else {
-                    deinterleaveEdge(rowAt, 2 * ox, taps);
+        float low = lower;
+        float high = upper;
+        int odd0 = length, even1 = 2 * length, odd1 = 3 * length, partial = 4 * length;
+        int o = (plane * outHeight + oy) * outWidth;
+        for (int ox = 0; ox < outWidth; ox += LANES, o += LANES) {
+            FloatVector a = FloatVector.fromArray(SPECIES, rows, partial + ox);
+            a = FloatVector.fromArray(SPECIES, rows, ox).fma(w3, a);
+            a = FloatVector.fromArray(SPECIES, rows, odd0 + ox).fma(w4, a);
+            a = FloatVector.fromArray(SPECIES, rows, ox + 1).fma(w5, a);
+            FloatVector x0 = FloatVector.fromArray(SPECIES, rows, even1 + ox);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, rows, odd1 + ox);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, rows, even1 + ox + 1);
+            FloatVector done = x0.fma(w6, a);
+            done = x1.fma(w7, done);
+            done = x2.fma(w8, done);
+            FloatVector next = x0.fma(w0, planeBias);
+            next = x1.fma(w1, next);
+            x2.fma(w2, next).intoArray(rows, partial + ox);
+            done = done.blend(low, done.compare(VectorOperators.LE, low));
+            done = done.blend(high, done.compare(VectorOperators.GE, high));
+            // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
+            if (ox + LANES <= outWidth) {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
                 }
-                a = FloatVector.fromArray(SPECIES, taps, 0).fma(w3, a);
-                a = FloatVector.fromArray(SPECIES, taps, LANES).fma(w4, a);
-                a = FloatVector.fromArray(SPECIES, taps, 2 * LANES).fma(w5, a);
-                if (2 * oy + 1 >= inHeight) {
-                    java.util.Arrays.fill(taps, 0f);
-                } else if (interior) {
-                    deinterleave(input, rowAt + inWidth, taps);
-                } else {
-                    deinterleaveEdge(rowAt + inWidth, 2 * ox, taps);
+                done.intoArray(out, o);
+            } else {
+                VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
                 }
-                FloatVector x0 = FloatVector.fromArray(SPECIES, taps, 0);
-                FloatVector x1 = FloatVector.fromArray(SPECIES, taps, LANES);
-                FloatVector x2 = FloatVector.fromArray(SPECIES, taps, 2 * LANES);
-                FloatVector done = x0.fma(w6, a);
-                done = x1.fma(w7, done);
-                done = x2.fma(w8, done);
-                a = x0.fma(w0, planeBias);
-                a = x1.fma(w1, a);
-                a = x2.fma(w2, a);
-                done = done.max(lower).min(upper);
-                int o = planeOut + oy * outWidth + ox;
-                if (full) {
-                    if (residual != null && clampOnly) {
-                        done = done.add(FloatVector.fromArray(SPECIES, residual, o));
-                    }
-                    done.intoArray(output, o);
-                } else {
-                    if (residual != null && clampOnly) {
-                        done = done.add(FloatVector.fromArray(SPECIES, residual, o, valid));
-                    }
-                    done.intoArray(output, o, valid);
-                }
+                done.intoArray(out, o, valid);
             }
         }
-    }
-
-    /**
-     * taps[0, 3·LANES) = the row's columns at at + kx + 2·j for kx = 0, 1, 2 and lanes j: the even
-     * lanes of two vectors from at (kx = 0), their odd lanes (kx = 1), the even lanes of two from
-     * at + 2 (kx = 2). A separate small method so that C1 can compile the kernel that calls it (in
-     * one method it ran out of registers and left the kernel in slow tier-2 code for good).
-     */
-    private static void deinterleave(float[] row, int at, float[] taps) {
-        FloatVector a1 = FloatVector.fromArray(SPECIES, row, at);
-        FloatVector a2 = FloatVector.fromArray(SPECIES, row, at + LANES);
-        FloatVector c1 = FloatVector.fromArray(SPECIES, row, at + 2);
-        FloatVector c2 = FloatVector.fromArray(SPECIES, row, at + 2 + LANES);
-        Vectors.evenLanes(a1, a2).intoArray(taps, 0);
-        Vectors.oddLanes(a1, a2).intoArray(taps, LANES);
-        Vectors.evenLanes(c1, c2).intoArray(taps, 2 * LANES);
-    }
-
-    /**
-     * {@link #deinterleave} at the image's left or right edge, where some of the columns [s − 1,
-     * s + 2·LANES + 1) lie outside the row: the columns that exist are copied into the row after
-     * the taps, whose other columns the caller zeroed once for this vector column (masked loads
-     * and blends, or zeroing per row, cost 2-3x an interior column here).
-     */
-    private void deinterleaveEdge(int at, int s, float[] taps) {
-        int edge = 3 * LANES;
-        int first = Math.max(0, s - 1);
-        int last = Math.min(inWidth, s + 2 * LANES + 1);
-        System.arraycopy(input, at - (s - 1) + first, taps, edge + first - (s - 1), last - first);
-        deinterleave(taps, edge, taps);
     }
 
     /** Copies the plane's input pixels into the phase planes (the zero border stays). */

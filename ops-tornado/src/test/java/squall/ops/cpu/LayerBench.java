@@ -51,6 +51,7 @@ public final class LayerBench {
             new Layer("v2 dw 384 @14", 384, 14, 384, 3, 1, true, "relu6"),
             new Layer("v2 pw 384->64 @14", 384, 14, 64, 1, 1, false, "none"),
             new Layer("v2 pw 96->576 @14", 96, 14, 576, 1, 1, false, "relu6"),
+            new Layer("v2 dw 192 s2 @28", 192, 28, 192, 3, 2, true, "relu6"),
             new Layer("v2 dw 576 s2 @14", 576, 14, 576, 3, 2, true, "relu6"),
             new Layer("v2 pw 160->960 @7", 160, 7, 960, 1, 1, false, "relu6"),
             new Layer("v2 dw 960 @7", 960, 7, 960, 3, 1, true, "relu6"),
