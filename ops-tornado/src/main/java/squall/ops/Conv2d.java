@@ -11,6 +11,7 @@ import squall.ops.cpu.Dense;
 import squall.ops.cpu.DepthwiseChannelsInLanes;
 import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
+import squall.ops.cpu.PointwiseChannelsInLanes;
 import squall.ops.cpu.ShallowPointwise;
 
 /**
@@ -148,6 +149,11 @@ final class Conv2d implements Operator {
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
             return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation(), null);
+        }
+        if (g.groups() == 1 && !GemmConv.needsColumns(window)
+                && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
+            return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(), inChannels,
+                    outChannels, outHeight * outWidth, g.activation());
         }
         if (g.groups() == 1) {
             float[] columns = GemmConv.needsColumns(window)

@@ -57,6 +57,10 @@ class CpuKernelsTest {
                 new Conv("pointwise 600->29 on 13x15, batch 3, residual (strips in several L2 blocks, across images)",
                         3, 600, 13, 15, 29, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
+                new Conv("pointwise 33->64 on 7x7, batch 2, residual (channels in lanes)", 2, 33, 7, 7, 64, 1, 1, 1,
+                        true, PointwiseChannelsInLanes.class),
+                new Conv("pointwise 40->70 on 14x7 (channels in lanes, a partial strip of channels)", 1, 40, 14, 7, 70, 1,
+                        1, 1, false, PointwiseChannelsInLanes.class),
                 new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),
                 new Conv("stem 3x3 s2 3->32 on 15x17, batch 2", 2, 3, 15, 17, 32, 3, 2, 1, false, GemmConv.class),
                 new Conv("stem 3x3 s2 3->32 on 61x57, batch 2 (im2col, then the shallow kernel)", 2, 3, 61, 57, 32, 3,
@@ -218,8 +222,15 @@ class CpuKernelsTest {
         }
         var portable = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
         operator.kernels(portable).forEach(KernelCall::invoke);
+        // Weights and bias are graph inputs here (as in ONNX test cases), which every kernel must
+        // handle; the channels-in-lanes kernel needs them constant, as a model's parameters are.
+        boolean[] constant = new boolean[shapes.size()];
+        if (kernelType == PointwiseChannelsInLanes.class) {
+            constant[1] = true;
+            constant[2] = true;
+        }
         for (int threads : new int[] {1, 2}) {
-            var tuned = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
+            var tuned = new JvmKernelContext(node, shapes, outShapes, inputs, newOutputs(outShapes), constant);
             CpuKernel kernel = operator.cpuKernel(tuned);
             if (kernelType != null) {
                 assertInstanceOf(kernelType, kernel, what);
@@ -228,6 +239,14 @@ class CpuKernelsTest {
             kernel.run(Workers.of(threads));
             assertAgrees(portable.output(0), tuned.output(0), what + ", " + threads + " threads");
         }
+    }
+
+    private static float[][] newOutputs(List<Shape> shapes) {
+        float[][] outputs = new float[shapes.size()][];
+        for (int i = 0; i < outputs.length; i++) {
+            outputs[i] = new float[shapes.get(i).size()];
+        }
+        return outputs;
     }
 
     private static List<String> inputNames(List<Shape> shapes) {
