@@ -145,6 +145,7 @@ public final class GemmConv implements CpuKernel {
                         int first = (firstStrip + s) * PackedGemm.TILE_COLUMNS;
                         int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
                         gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
+                        gemm.activate(tile, panel);
                         for (int c = 0; c < width; ) {
                             int n = (first + c) / pixels;
                             int p = (first + c) % pixels;
