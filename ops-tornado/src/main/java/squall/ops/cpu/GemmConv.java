@@ -12,8 +12,14 @@ import squall.ops.Split;
  * (or its share of them) by it.
  */
 public final class GemmConv implements CpuKernel {
-    /** Packed strips of B per block: half of this machine's 1 MiB L2 per core, the rest for A's panels and out. */
-    private static final int BLOCK_BYTES = 512 * 1024;
+    /**
+     * Packed strips of B per block: an eighth of this machine's 1 MiB L2 per core. With half of it
+     * (512 KiB) the output streaming through L2 evicted the block on large outputs (the expand
+     * convs at batch 8): 128 KiB took batch 8 mobilenet_v2 from 111 to 124 images/s, mobilenet_v1
+     * from 91 to 103, batch 1 unchanged; 32-64 KiB did as well on v2, worse on v1 (A, up to 4 MB,
+     * is read once per block).
+     */
+    private static final int BLOCK_BYTES = 128 * 1024;
 
     private final PackedGemm gemm;
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
