@@ -101,12 +101,11 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     }
 
     /**
-     * Where this kernel beats {@link DepthwiseConv} (measured, 2 threads). Against its phase planes:
-     * 0.25-0.7x the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56.
-     * Against its direct stride-1 kernels ({@code direct}): 0.65-0.8x at 7x7 only; 1.4-2x the time
-     * at 14x14 and 28x28 (3x3 192@28: 0.175 vs 0.086 ms, 384@14: 0.086 vs 0.049; 5x5 240@28: 0.38 vs
-     * 0.24, 672@14: 0.25 vs 0.18; 5x5 1152@7: 0.12 vs 0.18). Its 3x3 stride-2 kernel gains only on
-     * wide maps (64@112: 0.44 vs 0.53 ms in mobilenet_v1) and loses at 14 wide (0.19 vs 0.14).
+     * Where this kernel beats {@link DepthwiseConv} (measured). Against its phase planes: 0.25-0.7x
+     * the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56. Against its
+     * direct kernels ({@code direct}: 3x3 and 5x5 stride 1, 3x3 stride 2) only at 8 wide or less:
+     * 3x3 960@7 0.051 vs 0.065 ms, 5x5 1152@7 0.12 vs 0.18, 3x3 s2 576@14 (7 wide) 0.12 vs 0.21,
+     * but 3x3 s2 192@28 (14 wide) 0.17 vs 0.135 and 3x3 192@28 0.175 vs 0.086.
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {
