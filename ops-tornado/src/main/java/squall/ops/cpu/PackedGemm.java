@@ -53,21 +53,29 @@ public final class PackedGemm {
     /** Call once per run before computing: packs the weights again when they may have changed. */
     public void repackIfChanging() {
         if (changingWeight != null) {
-            pack(changingWeight, rows, depth, packed);
+            pack(changingWeight, rows, depth, TILE_ROWS, packed);
         }
     }
 
     /** Panel p holds rows [12p, 12p + 12) as [depth][12]. */
     static float[] pack(float[] weight, int rows, int depth) {
-        int panels = (rows + TILE_ROWS - 1) / TILE_ROWS;
-        return pack(weight, rows, depth, new float[panels * depth * TILE_ROWS]);
+        return pack(weight, rows, depth, TILE_ROWS);
     }
 
-    private static float[] pack(float[] weight, int rows, int depth, float[] packed) {
+    /**
+     * weight [rows, depth] in panels of {@code height} rows, panel p holding rows [hp, hp + h) as
+     * [depth][h], zero past the last row: for each depth step, the panel's rows side by side.
+     */
+    static float[] pack(float[] weight, int rows, int depth, int height) {
+        int panels = (rows + height - 1) / height;
+        return pack(weight, rows, depth, height, new float[panels * depth * height]);
+    }
+
+    private static float[] pack(float[] weight, int rows, int depth, int height, float[] packed) {
         for (int r = 0; r < rows; r++) {
-            int panelStart = r / TILE_ROWS * depth * TILE_ROWS;
+            int panelStart = r / height * depth * height;
             for (int k = 0; k < depth; k++) {
-                packed[panelStart + k * TILE_ROWS + r % TILE_ROWS] = weight[r * depth + k];
+                packed[panelStart + k * height + r % height] = weight[r * depth + k];
             }
         }
         return packed;

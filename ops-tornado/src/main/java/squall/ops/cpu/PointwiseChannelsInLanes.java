@@ -61,13 +61,7 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
             throw new IllegalArgumentException(pixels + " pixels do not tile by " + PIXELS);
         }
         this.strips = (rows + CHANNELS - 1) / CHANNELS;
-        this.packed = new float[strips * depth * CHANNELS];
-        for (int r = 0; r < rows; r++) {
-            int at = r / CHANNELS * depth * CHANNELS + r % CHANNELS;
-            for (int k = 0; k < depth; k++) {
-                packed[at + k * CHANNELS] = weight[r * depth + k];
-            }
-        }
+        this.packed = PackedGemm.pack(weight, rows, depth, CHANNELS);
         this.bias = java.util.Arrays.copyOf(bias, strips * CHANNELS);
         this.input = input;
         this.residual = residual;
