@@ -1,5 +1,6 @@
 package squall.ops.cpu;
 
+import java.lang.foreign.MemorySegment;
 import squall.api.CpuKernel;
 import squall.api.Workers;
 import squall.ops.Split;
@@ -132,7 +133,7 @@ public final class GemmConv implements CpuKernel {
         int groups = Math.max(1, Math.min(panels, (workers.count() + blocks - 1) / blocks));
         int outSize = gemm.rows() * pixels;
         Split.ranges(workers, blocks * groups, (from, to) -> {
-            float[] packed = Scratch.floats(stripsPerBlock * gemm.stripSize());
+            MemorySegment packed = Scratch.aligned(stripsPerBlock * gemm.stripSize());
             float[] tile = new float[PackedGemm.tileSize()];
             int packedBlock = -1;
             for (int item = from; item < to; item++) {
@@ -168,7 +169,7 @@ public final class GemmConv implements CpuKernel {
     }
 
     /** Columns [first, first + width) of the images' B, image by image, into the strip at strip[at]. */
-    private void pack(float[] b, int bImageSize, int pixels, int first, int width, float[] strip, int at) {
+    private void pack(float[] b, int bImageSize, int pixels, int first, int width, MemorySegment strip, int at) {
         int depth = gemm.stripSize() / PackedGemm.TILE_COLUMNS;
         for (int c = 0; c < width; ) {
             int n = (first + c) / pixels;

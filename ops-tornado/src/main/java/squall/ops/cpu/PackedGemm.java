@@ -3,6 +3,9 @@ package squall.ops.cpu;
 import static squall.ops.cpu.Vectors.LANES;
 import static squall.ops.cpu.Vectors.SPECIES;
 
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorMask;
 
@@ -18,6 +21,7 @@ import jdk.incubator.vector.VectorMask;
  */
 public final class PackedGemm {
     static final int TILE_ROWS = 12;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     /** Columns of the wide tile. */
     static final int TILE_COLUMNS = 2 * LANES;
 
@@ -98,43 +102,45 @@ public final class PackedGemm {
      * scale[scaleAt + k] on the way, subnormal products flushed to zero as the SE gate's mul does
      * (a fused squeeze-and-excitation gate; see {@code Passes.fuseChannelScales}).
      */
-    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at,
+    public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, MemorySegment strip, int at,
                                  float[] scale, int scaleAt) {
         if (scale != null) {
             packScaled(b, bAt, bStride, depth, width, strip, at, scale, scaleAt);
             return;
         }
+        long to = 4L * at;
         if (width == TILE_COLUMNS) {
-            for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
-                FloatVector.fromArray(SPECIES, b, bAt).intoArray(strip, at);
-                FloatVector.fromArray(SPECIES, b, bAt + LANES).intoArray(strip, at + LANES);
+            for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride) {
+                FloatVector.fromArray(SPECIES, b, bAt).intoMemorySegment(strip, to, NATIVE);
+                FloatVector.fromArray(SPECIES, b, bAt + LANES).intoMemorySegment(strip, to + 4 * LANES, NATIVE);
             }
             return;
         }
-        for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
-            System.arraycopy(b, bAt, strip, at, width);
+        for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride) {
+            MemorySegment.copy(b, bAt, strip, ValueLayout.JAVA_FLOAT, to, width);
         }
     }
 
-    private static void packScaled(float[] b, int bAt, int bStride, int depth, int width, float[] strip, int at,
+    private static void packScaled(float[] b, int bAt, int bStride, int depth, int width, MemorySegment strip, int at,
                                    float[] scale, int scaleAt) {
-        for (int k = 0; k < depth; k++, at += TILE_COLUMNS, bAt += bStride) {
+        long to = 4L * at;
+        for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride) {
             float factor = scale[scaleAt + k];
             int j = 0;
             for (; j + LANES <= width; j += LANES) {
                 FloatVector v = FloatVector.fromArray(SPECIES, b, bAt + j).mul(factor);
-                v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoArray(strip, at + j);
+                v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoMemorySegment(strip, to + 4L * j, NATIVE);
             }
             for (; j < width; j++) {
-                strip[at + j] = Vectors.flushSubnormal(b[bAt + j] * factor);
+                strip.set(ValueLayout.JAVA_FLOAT, to + 4L * j, Vectors.flushSubnormal(b[bAt + j] * factor));
             }
         }
     }
 
     /** Zeroes columns [fromColumn, TILE_COLUMNS) of the strip at strip[at]: a last strip narrower than the tile. */
-    public static void clearStrip(float[] strip, int at, int depth, int fromColumn) {
+    public static void clearStrip(MemorySegment strip, int at, int depth, int fromColumn) {
         for (int k = 0; k < depth; k++, at += TILE_COLUMNS) {
-            java.util.Arrays.fill(strip, at + fromColumn, at + TILE_COLUMNS, 0f);
+            strip.asSlice(4L * (at + fromColumn), 4L * (TILE_COLUMNS - fromColumn)).fill((byte) 0);
         }
     }
 
@@ -149,7 +155,7 @@ public final class PackedGemm {
     }
 
     /** tile = rows of {@code panel} times the first {@code width} columns of the strip at strip[at] (zero-padded to the tile). */
-    public void multiply(int panel, float[] strip, int at, int width, float[] tile) {
+    public void multiply(int panel, MemorySegment strip, int at, int width, float[] tile) {
         if (width > LANES) {
             wideTile(panel, strip, at, tile);
         } else {
@@ -213,16 +219,17 @@ public final class PackedGemm {
     }
 
     /** tile[12][2 vectors] = the panel's rows of A times the strip's 2 vectors of columns. */
-    private void wideTile(int panel, float[] strip, int stripAt, float[] tile) {
+    private void wideTile(int panel, MemorySegment strip, int stripAt, float[] tile) {
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
         FloatVector c60 = c00, c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00;
         FloatVector c90 = c00, c91 = c00, ca0 = c00, ca1 = c00, cb0 = c00, cb1 = c00;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0, bAt = stripAt; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
-            FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
-            FloatVector b1 = FloatVector.fromArray(SPECIES, strip, bAt + LANES);
+        long bAt = 4L * stripAt;
+        for (int k = 0; k < depth; k++, w += TILE_ROWS, bAt += 4 * TILE_COLUMNS) {
+            FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, strip, bAt, NATIVE);
+            FloatVector b1 = FloatVector.fromMemorySegment(SPECIES, strip, bAt + 4 * LANES, NATIVE);
             FloatVector a0 = FloatVector.broadcast(SPECIES, a[w]);
             c00 = b0.fma(a0, c00);
             c01 = b1.fma(a0, c01);
@@ -287,13 +294,14 @@ public final class PackedGemm {
     }
 
     /** The strip's first vector of columns only (its other columns are padding), into the tile's first vector. */
-    private void narrowTile(int panel, float[] strip, int stripAt, float[] tile) {
+    private void narrowTile(int panel, MemorySegment strip, int stripAt, float[] tile) {
         FloatVector c0 = FloatVector.zero(SPECIES), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
         FloatVector c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
         float[] a = packed;
         int w = panel * depth * TILE_ROWS;
-        for (int k = 0, bAt = stripAt; k < depth; k++, w += TILE_ROWS, bAt += TILE_COLUMNS) {
-            FloatVector b0 = FloatVector.fromArray(SPECIES, strip, bAt);
+        long bAt = 4L * stripAt;
+        for (int k = 0; k < depth; k++, w += TILE_ROWS, bAt += 4 * TILE_COLUMNS) {
+            FloatVector b0 = FloatVector.fromMemorySegment(SPECIES, strip, bAt, NATIVE);
             c0 = b0.fma(FloatVector.broadcast(SPECIES, a[w]), c0);
             c1 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 1]), c1);
             c2 = b0.fma(FloatVector.broadcast(SPECIES, a[w + 2]), c2);
