@@ -130,7 +130,8 @@ class JvmBackendTest {
         Model model = smallNetwork();
         Random random = new Random(threads);
         try (CompiledModel compiled = compile(model, threads, threadsAndPasses.split(" ")[1])) {
-            for (int[] size : new int[][] {{1, 32, 32}, {3, 17, 23}, {2, 9, 9}, {1, 32, 32}}) {
+            // {3, 72, 64} runs its steps down to 18x16 image by image (Plan.DEPTH_FIRST_PIXELS).
+            for (int[] size : new int[][] {{1, 32, 32}, {3, 17, 23}, {2, 9, 9}, {3, 72, 64}, {1, 32, 32}}) {
                 Tensor input = image(random, size[0], size[1], size[2]);
                 Tensor expected = runPortable(model, input);
                 Tensor actual = compiled.run(input);
@@ -232,7 +233,8 @@ class JvmBackendTest {
         Model model = smallNetwork();
         // As written: the passes would fold batch norm and fuse relu, leaving fewer values.
         var compiled = (JvmCompiledModel) compile(model, 1, "none");
-        Shape input = Shape.of(2, 3, 32, 32);
+        // Small maps: a batch runs whole (no steps image by image), as this counts.
+        Shape input = Shape.of(2, 3, 20, 20);
         var buffers = compiled.plan(Map.of("input", input)).buffers();
         Map<String, Shape> shapes = model.graph().inferShapes(input, OPERATORS);
         long sumOfOutputs = 0;
@@ -253,6 +255,42 @@ class JvmBackendTest {
         long written = java.util.Arrays.stream(buffers.bufferOfValue()).filter(b -> b >= 0).count();
         assertEquals(8, written);
         compiled.close();
+    }
+
+    /**
+     * A batch runs its steps on maps over 14x14 image by image, the rest as one batch: the same
+     * outputs as the whole batch planned as one (the cut moves no sum across images) and as each
+     * image run alone, and only the tail's buffers are sized for the batch.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {1, 2})
+    void aBatchRunsItsLargeMapsImageByImage(int threads) {
+        Model model = smallNetwork();
+        Random random = new Random(7);
+        Tensor batch = image(random, 3, 72, 64);
+        try (var compiled = (JvmCompiledModel) compile(model, threads)) {
+            Plan plan = compiled.plan(Map.of("input", batch.shape()));
+            // stem 36x32, pool and dw 18x16 (288 pixels) run image by image; avgpool, fc, softmax as a batch.
+            assertEquals(List.of("stem", "pool", "dw"), plan.steps().subList(0, plan.headSteps()).stream()
+                    .map(Node::name).toList());
+            assertEquals(0, compiled.plan(Map.of("input", Shape.of(1, 3, 72, 64))).headSteps());
+            Tensor depthFirst = compiled.run(batch);
+            Plan whole = new Plan(squall.ops.passes.Passes.optimize(model), OPERATORS, Map.of("input", batch.shape()),
+                    true, false, -1);
+            assertEquals(0, whole.headSteps());
+            Tensor asOneBatch = whole.run(Map.of("input", batch), squall.api.Workers.of(threads))
+                    .get(model.graph().outputs().getFirst());
+            assertArrayEquals(asOneBatch.data(), depthFirst.data());
+            int imageSize = batch.shape().size() / 3;
+            for (int n = 0; n < 3; n++) {
+                float[] one = java.util.Arrays.copyOfRange(batch.data(), n * imageSize, (n + 1) * imageSize);
+                Tensor alone = compiled.run(new Tensor(Shape.of(1, 3, 72, 64), one));
+                assertArrayEquals(alone.data(), java.util.Arrays.copyOfRange(depthFirst.data(), n * 7, n * 7 + 7),
+                        "image " + n);
+            }
+            assertTrue(plan.buffers().totalFloats() < whole.buffers().totalFloats(),
+                    plan.buffers().totalFloats() + " floats vs " + whole.buffers().totalFloats());
+        }
     }
 
     @Test
