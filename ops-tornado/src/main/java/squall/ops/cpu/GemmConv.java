@@ -21,6 +21,16 @@ public final class GemmConv implements CpuKernel {
      * is read once per block).
      */
     private static final int BLOCK_BYTES = 128 * 1024;
+    /**
+     * Weights (A) over this many bytes go panel by panel over a block of strips instead: in a
+     * network A comes from L3 or memory (other layers' weights evicted it since the last run), and
+     * strip by strip streamed it once per strip. 512->512 @14 at batch 1 (1 MiB of weights, 7
+     * strips): 0.69 -> 0.59 ms in mobilenet_v1, 256->512 @14 0.38 -> 0.32 (2 threads); isolated
+     * benchmarks, where A stays in L2, did not show it. Batch 8 unchanged.
+     */
+    static final long PANEL_OUTER_A = 256 * 1024;
+    /** Packed strips per block when panels go outside: half of L2, since A no longer competes for it. */
+    static final int PANEL_OUTER_BLOCK = 512 * 1024;
 
     private final PackedGemm gemm;
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
@@ -119,7 +129,9 @@ public final class GemmConv implements CpuKernel {
      * would need 16. Strips are packed in blocks ({@link #BLOCK_BYTES}), and each strip of a block,
      * in L1, is multiplied by every panel of A (or the item's group of them) streaming from L2; the
      * other order (a panel in L1, the strips from L2) was slower on 16 of 20 MobileNet 1x1 shapes
-     * (32->64 @112: 1.00 -> 0.74 ms, 96->576 @14: 0.35 -> 0.27, 1 thread). Work items are (block,
+     * (32->64 @112: 1.00 -> 0.74 ms, 96->576 @14: 0.35 -> 0.27, 1 thread), but that measured
+     * layers whose A stayed in L2: over {@link #PANEL_OUTER_A} of weights, each panel (in L1) goes
+     * over the block's strips (in L2) instead, so A is read once per block. Work items are (block,
      * group of panels): one block each while there are at least as many blocks as threads, else
      * each block's panels are split over the threads too, one group per thread, each packing the
      * block itself once.
@@ -127,7 +139,9 @@ public final class GemmConv implements CpuKernel {
     private void multiply(Workers workers, float[] b, int bImageSize, int images, int pixels, int outStart) {
         int totalColumns = images * pixels;
         int strips = (totalColumns + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
-        int stripsPerBlock = Math.max(1, Math.min(strips, BLOCK_BYTES / (4 * gemm.stripSize())));
+        boolean panelOuter = 4L * gemm.rows() * gemm.stripSize() / PackedGemm.TILE_COLUMNS > PANEL_OUTER_A;
+        int blockBytes = panelOuter ? PANEL_OUTER_BLOCK : BLOCK_BYTES;
+        int stripsPerBlock = Math.max(1, Math.min(strips, blockBytes / (4 * gemm.stripSize())));
         int blocks = (strips + stripsPerBlock - 1) / stripsPerBlock;
         int panels = gemm.panels();
         int groups = Math.max(1, Math.min(panels, (workers.count() + blocks - 1) / blocks));
@@ -149,23 +163,40 @@ public final class GemmConv implements CpuKernel {
                     }
                     packedBlock = block;
                 }
-                for (int s = 0; s < blockStrips; s++) {
-                    int first = (firstStrip + s) * PackedGemm.TILE_COLUMNS;
-                    int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
-                    for (int panel = group * panels / groups; panel < (group + 1) * panels / groups; panel++) {
-                        gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
-                        gemm.activate(tile, panel);
-                        for (int c = 0; c < width; ) {
-                            int n = (first + c) / pixels;
-                            int p = (first + c) % pixels;
-                            int count = Math.min(width - c, pixels - p);
-                            gemm.store(tile, panel, c, count, residual, output, outStart + n * outSize + p, pixels);
-                            c += count;
+                int firstPanel = group * panels / groups;
+                int lastPanel = (group + 1) * panels / groups;
+                if (panelOuter) {
+                    for (int panel = firstPanel; panel < lastPanel; panel++) {
+                        for (int s = 0; s < blockStrips; s++) {
+                            tile(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS, totalColumns, pixels,
+                                    outStart, outSize, tile);
+                        }
+                    }
+                } else {
+                    for (int s = 0; s < blockStrips; s++) {
+                        for (int panel = firstPanel; panel < lastPanel; panel++) {
+                            tile(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS, totalColumns, pixels,
+                                    outStart, outSize, tile);
                         }
                     }
                 }
             }
         });
+    }
+
+    /** One panel times the block's strip s (columns from {@code first}), stored to the output. */
+    private void tile(int panel, MemorySegment packed, int s, int first, int totalColumns, int pixels, int outStart,
+                      int outSize, float[] tile) {
+        int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
+        gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
+        gemm.activate(tile, panel);
+        for (int c = 0; c < width; ) {
+            int n = (first + c) / pixels;
+            int p = (first + c) % pixels;
+            int count = Math.min(width - c, pixels - p);
+            gemm.store(tile, panel, c, count, residual, output, outStart + n * outSize + p, pixels);
+            c += count;
+        }
     }
 
     /** Columns [first, first + width) of the images' B, image by image, into the strip at strip[at]. */

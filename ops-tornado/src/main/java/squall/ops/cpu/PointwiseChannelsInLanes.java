@@ -3,6 +3,10 @@ package squall.ops.cpu;
 import static squall.ops.cpu.Vectors.LANES;
 import static squall.ops.cpu.Vectors.SPECIES;
 
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import jdk.incubator.vector.FloatVector;
 import squall.api.CpuKernel;
 import squall.api.Workers;
@@ -24,6 +28,7 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
     static final int PIXELS = 7;
     /** Output channels of a tile: two vectors. */
     static final int CHANNELS = 2 * LANES;
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     /**
      * Where this beats the packed GEMM: pixel counts that tile by 7 and fill less than 80% of the
@@ -37,8 +42,11 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
         return weightConstant && pixels % PIXELS == 0 && columns < 0.8 * strips * PackedGemm.TILE_COLUMNS;
     }
 
-    /** W^T in strips of 32 channels: strip s holds [depth][32] (zero past the last channel). */
-    private final float[] packed;
+    /**
+     * W^T in strips of 32 channels: strip s holds [depth][32] (zero past the last channel), off the
+     * heap and 64-byte aligned so that no load splits a cache line ({@link Scratch#aligned}).
+     */
+    private final MemorySegment packed;
     /** The bias, zero-padded to whole strips. */
     private final float[] bias;
     private final float[] input;
@@ -61,7 +69,9 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
             throw new IllegalArgumentException(pixels + " pixels do not tile by " + PIXELS);
         }
         this.strips = (rows + CHANNELS - 1) / CHANNELS;
-        this.packed = PackedGemm.pack(weight, rows, depth, CHANNELS);
+        float[] transposed = PackedGemm.pack(weight, rows, depth, CHANNELS);
+        this.packed = Arena.ofAuto().allocate(4L * transposed.length, Scratch.ALIGNMENT);
+        MemorySegment.copy(transposed, 0, packed, ValueLayout.JAVA_FLOAT, 0, transposed.length);
         this.bias = java.util.Arrays.copyOf(bias, strips * CHANNELS);
         this.input = input;
         this.residual = residual;
@@ -100,11 +110,12 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
         float[] b = input;
         FloatVector c00 = FloatVector.zero(SPECIES), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
         FloatVector c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00;
-        float[] w = packed;
+        MemorySegment w = packed;
         int stride = pixels;
-        for (int k = 0, at = strip * depth * CHANNELS; k < depth; k++, at += CHANNELS, bAt += stride) {
-            FloatVector w0 = FloatVector.fromArray(SPECIES, w, at);
-            FloatVector w1 = FloatVector.fromArray(SPECIES, w, at + LANES);
+        long at = 4L * strip * depth * CHANNELS;
+        for (int k = 0; k < depth; k++, at += 4 * CHANNELS, bAt += stride) {
+            FloatVector w0 = FloatVector.fromMemorySegment(SPECIES, w, at, NATIVE);
+            FloatVector w1 = FloatVector.fromMemorySegment(SPECIES, w, at + 4 * LANES, NATIVE);
             FloatVector x = FloatVector.broadcast(SPECIES, b[bAt]);
             c00 = w0.fma(x, c00);
             c01 = w1.fma(x, c01);

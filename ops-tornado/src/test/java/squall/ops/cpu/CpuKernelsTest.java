@@ -56,6 +56,8 @@ class CpuKernelsTest {
                 new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise 600->29 on 13x15, batch 3, residual (strips in several L2 blocks, across images)",
                         3, 600, 13, 15, 29, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise 260->257 on 9x10, batch 6, residual (267 KiB of weights: panel by panel over 2 "
+                        + "blocks of strips)", 6, 260, 9, 10, 257, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
                 new Conv("pointwise 33->64 on 7x7, batch 2, residual (channels in lanes)", 2, 33, 7, 7, 64, 1, 1, 1,
                         true, PointwiseChannelsInLanes.class),
