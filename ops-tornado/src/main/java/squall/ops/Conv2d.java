@@ -13,6 +13,7 @@ import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
 import squall.ops.cpu.PointwiseChannelsInLanes;
 import squall.ops.cpu.ShallowPointwise;
+import squall.ops.cpu.StemConv;
 
 /**
  * {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?,
@@ -154,6 +155,10 @@ final class Conv2d implements Operator {
                 && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
             return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation());
+        }
+        if (StemConv.supports(window, g.groups(), inChannels) && context.input(3) == null) {
+            return new StemConv(input, weight, context.isConstant(1), bias, output, window, g.batch(), inChannels, inHeight, inWidth,
+                    outChannels, outHeight, outWidth, g.activation());
         }
         if (g.groups() == 1) {
             float[] columns = GemmConv.needsColumns(window)
