@@ -135,7 +135,7 @@ final class Conv2d implements Operator {
         float[] inputScale = context.input(4);
         if (inputScale != null) {
             // Checked in geometry(): 1x1, stride 1, unpadded, ungrouped.
-            if (ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
+            if (ShallowPointwise.beatsTheGemm(inChannels, outChannels, outHeight * outWidth)) {
                 return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                         outChannels, outHeight * outWidth, g.activation(), inputScale);
             }
@@ -147,7 +147,7 @@ final class Conv2d implements Operator {
             return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
                     g.activation());
         }
-        if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outHeight * outWidth)) {
+        if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outChannels, outHeight * outWidth)) {
             return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation(), null);
         }

@@ -53,6 +53,8 @@ class CpuKernelsTest {
                         ShallowPointwise.class),
                 new Conv("pointwise 150->7 on 57x56", 1, 150, 57, 56, 7, 1, 1, 1, false, ShallowPointwise.class),
                 new Conv("pointwise 49->40 on 28x28", 1, 49, 28, 28, 40, 1, 1, 1, false, GemmConv.class),
+                new Conv("pointwise 70->64 on 57x56 (64 output channels: the GEMM)", 1, 70, 57, 56, 64, 1, 1, 1, false,
+                        GemmConv.class),
                 new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise 600->29 on 13x15, batch 3, residual (strips in several L2 blocks, across images)",
                         3, 600, 13, 15, 29, 1, 1, 1, true, GemmConv.class),

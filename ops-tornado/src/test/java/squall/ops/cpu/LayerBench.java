@@ -30,7 +30,13 @@ public final class LayerBench {
     private static final List<Layer> LAYERS = List.of(
             new Layer("stem 3x3 s2", 3, 224, 32, 3, 2, false, "relu6"),
             new Layer("v1 pw 32->64 @112", 32, 112, 64, 1, 1, false, "relu"),
+            new Layer("v1 pw 64->128 @56", 64, 56, 128, 1, 1, false, "relu"),
             new Layer("v1 pw 128->128 @56", 128, 56, 128, 1, 1, false, "relu"),
+            new Layer("v3 pw 72->40 @28 (SE)", 72, 28, 40, 1, 1, false, "none"),
+            new Layer("v3 pw 24->72 @56", 24, 56, 72, 1, 1, false, "relu"),
+            new Layer("v3 pw 64->24 @56", 64, 56, 24, 1, 1, false, "none"),
+            new Layer("b0 pw 96->24 @56", 96, 56, 24, 1, 1, false, "none"),
+            new Layer("b0 pw 144->24 @56", 144, 56, 24, 1, 1, false, "none"),
             new Layer("v1 pw 256->256 @28", 256, 28, 256, 1, 1, false, "relu"),
             new Layer("v1 pw 512->512 @14", 512, 14, 512, 1, 1, false, "relu"),
             new Layer("v1 pw 1024->1024 @7", 1024, 7, 1024, 1, 1, false, "relu"),
