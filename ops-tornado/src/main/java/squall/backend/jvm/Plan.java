@@ -114,7 +114,8 @@ final class Plan {
      * maps do not fit in L2, nor 8 MB of L3 per batch), while the 14x14 and 7x7 layers gain from
      * the batch (the GEMM's strips and panels reused across images); the best cut by per-layer
      * profiles was at the 14x14 stage for mobilenet_v2, efficientnet_b0 and mobilenet_v3_small.
-     * 0 when the batch runs whole: batch 1, several inputs, or no step past the large maps.
+     * 0 when the batch runs whole: batch 1, a graph whose batch is fixed, several inputs, or no
+     * step past the large maps.
      */
     private int depthFirstCut() {
         Map<String, Shape> inputs = model.graph().inputs();
@@ -122,7 +123,9 @@ final class Plan {
             return 0;
         }
         Shape input = shapes.get(inputs.keySet().iterator().next());
-        if (input.rank() != 4 || input.dim(0) <= 1) {
+        Shape declared = inputs.values().iterator().next();
+        // A graph that fixes its batch (an ONNX file exported for batch 2) has no one-image plan.
+        if (input.rank() != 4 || input.dim(0) <= 1 || declared.rank() != 4 || declared.dim(0) >= 0) {
             return 0;
         }
         int cut = steps.size();

@@ -36,8 +36,13 @@ class JvmBackendTest {
 
     /** conv-bn-relu-pool, a depthwise conv with a fused residual, then pool-flatten-dropout-linear-softmax. */
     static Model smallNetwork() {
+        return smallNetwork(Shape.of(-1, 3, -1, -1));
+    }
+
+    /** {@link #smallNetwork()} with its input declared as {@code input} (-1: any size). */
+    static Model smallNetwork(Shape input) {
         var b = Graph.builder("small");
-        String x = b.input("input", Shape.of(-1, 3, -1, -1));
+        String x = b.input("input", input);
         x = b.op("conv2d", "stem", Attributes.of("stride", 2, "padding", 1), x, b.parameter("stem.weight", 10, 3, 3, 3));
         x = b.op("batch_norm", "bn", Attributes.of("epsilon", 1e-3f), x, b.parameter("bn.weight", 10),
                 b.parameter("bn.bias", 10), b.parameter("bn.running_mean", 10), b.parameter("bn.running_var", 10));
@@ -290,6 +295,17 @@ class JvmBackendTest {
             }
             assertTrue(plan.buffers().totalFloats() < whole.buffers().totalFloats(),
                     plan.buffers().totalFloats() + " floats vs " + whole.buffers().totalFloats());
+        }
+    }
+
+    /** A graph declared for a fixed batch (as ONNX exports often are) has no one-image plan: it runs whole. */
+    @Test
+    void aGraphWithAFixedBatchRunsItWhole() {
+        Model model = smallNetwork(Shape.of(3, 3, 72, 64));
+        Tensor batch = image(new Random(8), 3, 72, 64);
+        try (var compiled = (JvmCompiledModel) compile(model, 2)) {
+            assertEquals(0, compiled.plan(Map.of("input", batch.shape())).headSteps());
+            assertClose(runPortable(model, batch).data(), compiled.run(batch).data(), "fixed batch of 3");
         }
     }
 
