@@ -31,6 +31,8 @@ public final class GemmConv implements CpuKernel {
     static final long PANEL_OUTER_A = 256 * 1024;
     /** Packed strips per block when panels go outside: half of L2, since A no longer competes for it. */
     static final int PANEL_OUTER_BLOCK = 512 * 1024;
+    /** Work items per thread at least, panel by panel. */
+    private static final int PANEL_OUTER_ITEMS = 4;
 
     private final PackedGemm gemm;
     /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
@@ -144,7 +146,13 @@ public final class GemmConv implements CpuKernel {
         int stripsPerBlock = Math.max(1, Math.min(strips, blockBytes / (4 * gemm.stripSize())));
         int blocks = (strips + stripsPerBlock - 1) / stripsPerBlock;
         int panels = gemm.panels();
-        int groups = Math.max(1, Math.min(panels, (workers.count() + blocks - 1) / blocks));
+        // Panel by panel, a few blocks are cut into groups of panels to deal out evenly: 1024->1024
+        // @7 at batch 8 is 4 blocks of 4, 4, 4 and 1 strips, one thread ran 8 strips, the other 5
+        // (now 2 groups each: 5.2 -> 4.2-4.8 ms). One block (batch 1) keeps one group per thread:
+        // 8 groups made 512->512 @14 slower (0.60-0.67 -> 0.76-0.85 ms).
+        int items = panelOuter && blocks >= workers.count() ? PANEL_OUTER_ITEMS * workers.count()
+                : workers.count();
+        int groups = Math.max(1, Math.min(panels, (items + blocks - 1) / blocks));
         int outSize = gemm.rows() * pixels;
         Split.ranges(workers, blocks * groups, (from, to) -> {
             MemorySegment packed = Scratch.aligned(stripsPerBlock * gemm.stripSize());
