@@ -35,7 +35,7 @@ public final class GemmConv implements CpuKernel {
     private static final int PANEL_OUTER_ITEMS = 4;
 
     private final PackedGemm gemm;
-    /** For a shallow im2col matrix (a stem's 27 rows), the direct kernel over it instead of the GEMM. */
+    /** For a shallow im2col matrix (a dense conv over few channels), the direct kernel over it instead of the GEMM. */
     private final ShallowPointwise shallow;
     private final float[] input;
     /** [batch, inChannels] factors of the input's channels, or null. */
@@ -134,9 +134,9 @@ public final class GemmConv implements CpuKernel {
      * (32->64 @112: 1.00 -> 0.74 ms, 96->576 @14: 0.35 -> 0.27, 1 thread), but that measured
      * layers whose A stayed in L2: over {@link #PANEL_OUTER_A} of weights, each panel (in L1) goes
      * over the block's strips (in L2) instead, so A is read once per block. Work items are (block,
-     * group of panels): one block each while there are at least as many blocks as threads, else
-     * each block's panels are split over the threads too, one group per thread, each packing the
-     * block itself once.
+     * group of panels): with fewer blocks than threads each block's panels are split over the
+     * threads, one group per thread, each packing the block itself once; panel by panel, other
+     * blocks are split into groups too, for at least 4 items per thread; else one block each.
      */
     private void multiply(Workers workers, float[] b, int bImageSize, int images, int pixels, int outStart) {
         int totalColumns = images * pixels;
@@ -148,7 +148,7 @@ public final class GemmConv implements CpuKernel {
         int panels = gemm.panels();
         // Panel by panel, a few blocks are cut into groups of panels to deal out evenly: 1024->1024
         // @7 at batch 8 is 4 blocks of 4, 4, 4 and 1 strips, one thread ran 8 strips, the other 5
-        // (now 2 groups each: 5.2 -> 4.2-4.8 ms). One block (batch 1) keeps one group per thread:
+        // (now 2 groups each: 5.0-7.0 -> 4.0-4.2 ms). One block (batch 1) keeps one group per thread:
         // 8 groups made 512->512 @14 slower (0.60-0.67 -> 0.76-0.85 ms).
         int items = panelOuter && blocks >= workers.count() ? PANEL_OUTER_ITEMS * workers.count()
                 : workers.count();
