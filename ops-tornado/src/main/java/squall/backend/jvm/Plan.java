@@ -78,8 +78,13 @@ final class Plan {
         Plan headPlan = null;
         int cut = stepLimit < 0 && depthFirst ? depthFirstCut() : 0;
         if (cut > 0) {
-            headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, false, cut);
-            if (!headPlan.fits(this, cut)) {
+            try {
+                headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, false, cut);
+            } catch (SquallException.BadShape e) {
+                // Not runnable one image at a time (a reshape to a fixed batch inside): run it whole.
+                headPlan = null;
+            }
+            if (headPlan == null || !headPlan.fits(this, cut)) {
                 headPlan = null;
                 cut = 0;
             }

@@ -56,9 +56,8 @@ public final class StemConv implements CpuKernel {
 
     /** Shapes: input [batch, inChannels, inHeight, inWidth], weight [outChannels, inChannels, 3, 3], output NCHW. */
     public StemConv(float[] input, float[] weight, boolean weightConstant, float[] bias, float[] output, int[] window,
-                    int batch,
-                    int inChannels, int inHeight, int inWidth, int outChannels, int outHeight, int outWidth,
-                    int activation) {
+                    int batch, int inChannels, int inHeight, int inWidth, int outChannels, int outHeight,
+                    int outWidth, int activation) {
         this.input = input;
         this.bias = bias;
         this.output = output;

@@ -146,6 +146,14 @@ class JvmBackendTest {
         }
     }
 
+    private static float[] randomValues(Random random, int size) {
+        float[] values = new float[size];
+        for (int i = 0; i < size; i++) {
+            values[i] = random.nextFloat() * 2 - 1;
+        }
+        return values;
+    }
+
     static void assertClose(float[] expected, float[] actual, String what) {
         assertEquals(expected.length, actual.length, what);
         double meanAbs = 0;
@@ -295,6 +303,30 @@ class JvmBackendTest {
             }
             assertTrue(plan.buffers().totalFloats() < whole.buffers().totalFloats(),
                     plan.buffers().totalFloats() + " floats vs " + whole.buffers().totalFloats());
+        }
+    }
+
+    /**
+     * A graph whose input batch is free but that reshapes to a fixed batch inside (as some ONNX
+     * exports do) cannot run one image at a time: it runs whole, with the same outputs.
+     */
+    @Test
+    void aReshapeToAFixedBatchRunsItWhole() {
+        var b = Graph.builder("fixed_reshape");
+        String x = b.input("input", Shape.of(-1, 3, 40, 40));
+        x = b.op("conv2d", "conv", Attributes.of("padding", 1), x, b.parameter("conv.weight", 4, 3, 3, 3));
+        x = b.op("reshape", "reshape", Attributes.of("shape", new int[] {3, -1}), x);
+        x = b.op("linear", "fc", Attributes.EMPTY, x, b.parameter("fc.weight", 5, 6400), b.parameter("fc.bias", 5));
+        Graph graph = b.output(x).build();
+        Random random = new Random(9);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> weights.put(name,
+                new Tensor(shape, randomValues(random, shape.size()))));
+        Model model = Model.bind(graph, weights, "random weights");
+        Tensor batch = image(random, 3, 40, 40);
+        try (var compiled = (JvmCompiledModel) compile(model, 2)) {
+            assertEquals(0, compiled.plan(Map.of("input", batch.shape())).headSteps());
+            assertClose(runPortable(model, batch).data(), compiled.run(batch).data(), "reshape to a batch of 3");
         }
     }
 
