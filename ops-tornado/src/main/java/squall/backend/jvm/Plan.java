@@ -192,11 +192,12 @@ final class Plan {
                 return false;
             }
         }
-        if (!crossing(cut).equals(batched.crossing(cut))) {
+        List<String> handedOver = crossing(cut);
+        if (!handedOver.equals(batched.crossing(cut))) {
             return false;
         }
         int batch = batched.shapes.get(batched.model.graph().inputs().keySet().iterator().next()).dim(0);
-        for (String v : crossing(cut)) {
+        for (String v : handedOver) {
             int[] one = shapes.get(v).dims();
             int[] all = batched.shapes.get(v).dims();
             if (one.length == 0 || one[0] != 1 || all[0] != batch) {

@@ -176,15 +176,15 @@ public final class GemmConv implements CpuKernel {
                 if (panelOuter) {
                     for (int panel = firstPanel; panel < lastPanel; panel++) {
                         for (int s = 0; s < blockStrips; s++) {
-                            tile(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS, totalColumns, pixels,
-                                    outStart, outSize, tile);
+                            panelTimesStrip(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS,
+                                    totalColumns, pixels, outStart, outSize, tile);
                         }
                     }
                 } else {
                     for (int s = 0; s < blockStrips; s++) {
                         for (int panel = firstPanel; panel < lastPanel; panel++) {
-                            tile(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS, totalColumns, pixels,
-                                    outStart, outSize, tile);
+                            panelTimesStrip(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS,
+                                    totalColumns, pixels, outStart, outSize, tile);
                         }
                     }
                 }
@@ -193,8 +193,8 @@ public final class GemmConv implements CpuKernel {
     }
 
     /** One panel times the block's strip s (columns from {@code first}), stored to the output. */
-    private void tile(int panel, MemorySegment packed, int s, int first, int totalColumns, int pixels, int outStart,
-                      int outSize, float[] tile) {
+    private void panelTimesStrip(int panel, MemorySegment packed, int s, int first, int totalColumns, int pixels,
+                                 int outStart, int outSize, float[] tile) {
         int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
         gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
         gemm.activate(tile, panel);

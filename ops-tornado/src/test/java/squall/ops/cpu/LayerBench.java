@@ -32,7 +32,7 @@ public final class LayerBench {
             new Layer("v1 pw 32->64 @112", 32, 112, 64, 1, 1, false, "relu"),
             new Layer("v1 pw 64->128 @56", 64, 56, 128, 1, 1, false, "relu"),
             new Layer("v1 pw 128->128 @56", 128, 56, 128, 1, 1, false, "relu"),
-            new Layer("v3 pw 72->40 @28 (SE)", 72, 28, 40, 1, 1, false, "none"),
+            new Layer("v3 pw 72->40 @28", 72, 28, 40, 1, 1, false, "none"),
             new Layer("v3 pw 24->72 @56", 24, 56, 72, 1, 1, false, "relu"),
             new Layer("v3 pw 64->24 @56", 64, 56, 24, 1, 1, false, "none"),
             new Layer("b0 pw 96->24 @56", 96, 56, 24, 1, 1, false, "none"),
