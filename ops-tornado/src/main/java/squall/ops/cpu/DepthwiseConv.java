@@ -17,7 +17,7 @@ import squall.ops.Split;
  * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
  * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
  * The common stride-1 3x3 and 5x5 "same" convs and 3x3 stride-2 convs with padding 1 skip the copy
- * ({@link #convolveDirect3x3}, {@link #convolveDirect5x5}, {@link #convolveDirect3x3Stride2}).
+ * ({@link #directColumn3x3}, {@link #directColumn5x5}, {@link #convolveDirect3x3Stride2}).
  */
 public final class DepthwiseConv implements CpuKernel {
     private final float[] input;
@@ -91,7 +91,7 @@ public final class DepthwiseConv implements CpuKernel {
 
     /**
      * 3x3 with padding 1 or 5x5 with padding 2 at stride 1 (output as large as the input), or 3x3
-     * with padding 1 at stride 2: {@link #convolveDirect3x3}, {@link #convolveDirect5x5} or
+     * with padding 1 at stride 2: {@link #directColumn3x3}, {@link #directColumn5x5} or
      * {@link #convolveDirect3x3Stride2}, no phase planes.
      */
     public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
@@ -111,19 +111,40 @@ public final class DepthwiseConv implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
+        if (direct && stride == 2) {
+            Split.ranges(workers, planes, (from, to) -> {
+                // The split rows, written in full for every row.
+                float[] rows = Scratch.floats(stride2RowsSize());
+                for (int plane = from; plane < to; plane++) {
+                    convolveDirect3x3Stride2(plane, rows);
+                    finishPlane(plane);
+                }
+            });
+            return;
+        }
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
-                // Stride 1: the padded copy, its zero borders never written, so zeroed once per task;
-                // stride 2: the split rows, written in full for every row.
-                float[] padded = stride == 2 ? Scratch.floats(stride2RowsSize())
-                        : Scratch.zeroed(inHeight * (inWidth + kernelW - 1) + LANES);
+                int pad = kernelW / 2;
+                int rowStride = inWidth + 2 * pad;
+                // The padded copy's zero borders are never written, so zeroed once per task.
+                float[] padded = Scratch.zeroed(inHeight * rowStride + LANES);
+                int planeSize = inHeight * inWidth;
                 for (int plane = from; plane < to; plane++) {
-                    if (stride == 2) {
-                        convolveDirect3x3Stride2(plane, padded);
-                    } else if (kernelH == 3) {
-                        convolveDirect3x3(plane, padded);
-                    } else {
-                        convolveDirect5x5(plane, padded);
+                    int start = plane * planeSize;
+                    // 3x3 reads the plane in place, its vectors one column left and right of the
+                    // output's (only the tensor's first and last planes lack that margin).
+                    boolean inPlace = kernelH == 3 && start >= 1 && start + planeSize + LANES + 1 <= input.length;
+                    if (!inPlace) {
+                        copyRows(input, start, inWidth, inHeight, padded, pad, rowStride);
+                    }
+                    for (int ox = (outWidth - 1) / LANES * LANES; ox >= 0; ox -= LANES) {
+                        if (inPlace) {
+                            directColumn3x3(plane, ox, input, start - 1 + ox, inWidth);
+                        } else if (kernelH == 3) {
+                            directColumn3x3(plane, ox, padded, ox, rowStride);
+                        } else {
+                            directColumn5x5(plane, ox, padded, ox, rowStride);
+                        }
                     }
                     finishPlane(plane);
                 }
@@ -149,21 +170,6 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     /**
-     * 3x3, stride 1, padding 1: the plane is copied into rows two columns wider with zero borders
-     * ({@code padded}, borders zeroed once per task), then {@link #directColumn3x3} rolls down each
-     * vector column with unmasked loads. Straight from the input, the edge columns needed masked
-     * loads, and a mask held across a loop is re-read from its object and converted at every use:
-     * the copy costs less (3x3 144@56: 0.51 -> 0.42 ms, 1 thread).
-     */
-    private void convolveDirect3x3(int plane, float[] padded) {
-        int stride = inWidth + 2;
-        copyRows(input, plane * inHeight * inWidth, inWidth, inHeight, padded, 1, stride);
-        for (int ox = 0; ox < outWidth; ox += LANES) {
-            directColumn3x3(plane, ox, padded, ox, stride);
-        }
-    }
-
-    /**
      * {@code rows} rows of {@code width} floats, contiguous from from[fromAt], to rows
      * {@code stride} apart from to[toAt]. Vector copies with one masked vector per row: a plane's
      * rows of 14-56 floats through System.arraycopy cost as much as the convolution.
@@ -176,7 +182,7 @@ public final class DepthwiseConv implements CpuKernel {
                 FloatVector.fromArray(SPECIES, from, fromAt + j).intoArray(to, toAt + j);
             }
             if (body < width) {
-                FloatVector.fromArray(SPECIES, from, fromAt + body, tail).intoArray(to, toAt + body, tail);
+                FloatVector.fromArray(SPECIES, from, fromAt + body, tail).intoArray(to, toAt + body);
             }
         }
     }
@@ -185,15 +191,22 @@ public final class DepthwiseConv implements CpuKernel {
      * Output columns [ox, ox + LANES) of a 3x3, stride 1, padding 1 plane, rolling down the rows:
      * input row r (the vectors at src[at], at + 1, at + 2 for its columns ox − 1, ox, ox + 1;
      * rows {@code stride} apart) is loaded once and feeds output rows r + 1 (finished), r (a)
-     * and r − 1 (b, started). Rows outside the image are zero vectors through the same FMAs, so
+     * and r − 1 (b, started). {@code src} is the input itself or a copy with zero borders: the
+     * lanes left and right of the image are zeroed by a blend either way (a copy of each plane
+     * cost 40% of 3x3 384@14). The row below the image is a zero vector through the same FMAs, so
      * the taps add from the bias in the order 0..8 exactly as in the padded kernels. The clamp is
      * two compares and blends, which give Java's max/min results (NaN stays NaN, −0 becomes +0 at
-     * a bound of 0) at a third of their cost.
+     * a bound of 0) at a third of their cost. Every row but the plane's last is stored whole: a
+     * partial column's spare lanes land at the start of the next row, which the plane's first
+     * column writes later (columns go right to left), so the loop holds no
+     * mask and no branch per row: with them C2 kept the loop's integers on the stack (about 30
+     * cycles a row for 9 FMAs).
      */
     private void directColumn3x3(int plane, int ox, float[] src, int at, int stride) {
         float[] out = output;
         float[] res = clampOnly ? residual : null;
         int rows = outHeight;
+        int width = outWidth;
         int w = plane % channels * 9;
         FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
         FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
@@ -208,32 +221,28 @@ public final class DepthwiseConv implements CpuKernel {
         FloatVector zero = FloatVector.zero(SPECIES);
         float low = lower;
         float high = upper;
-        boolean full = ox + LANES <= outWidth;
-        VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+        // Lane 0 of column ox − 1 at the left edge, and the lanes of columns ox + 1 past the right.
+        VectorMask<Float> left = Vectors.firstLanes(ox == 0 ? 1 : 0);
+        VectorMask<Float> right = Vectors.firstLanes(width - 1 - ox).not();
         FloatVector a = zero.fma(w0, planeBias);
         a = zero.fma(w1, a);
         a = zero.fma(w2, a);
-        FloatVector x0 = FloatVector.fromArray(SPECIES, src, at);
+        FloatVector x0 = FloatVector.fromArray(SPECIES, src, at).blend(zero, left);
         FloatVector x1 = FloatVector.fromArray(SPECIES, src, at + 1);
-        FloatVector x2 = FloatVector.fromArray(SPECIES, src, at + 2);
+        FloatVector x2 = FloatVector.fromArray(SPECIES, src, at + 2).blend(zero, right);
         a = x0.fma(w3, a);
         a = x1.fma(w4, a);
         a = x2.fma(w5, a);
         FloatVector b = x0.fma(w0, planeBias);
         b = x1.fma(w1, b);
         b = x2.fma(w2, b);
-        int o = plane * rows * outWidth + ox;
-        for (int oy = 0; oy < rows; oy++, o += outWidth) {
+        int o = plane * rows * width + ox;
+        int last = o + (rows - 1) * width;
+        for (; o < last; o += width) {
             at += stride;
-            if (oy + 1 < rows) {
-                x0 = FloatVector.fromArray(SPECIES, src, at);
-                x1 = FloatVector.fromArray(SPECIES, src, at + 1);
-                x2 = FloatVector.fromArray(SPECIES, src, at + 2);
-            } else {
-                x0 = zero;
-                x1 = zero;
-                x2 = zero;
-            }
+            x0 = FloatVector.fromArray(SPECIES, src, at).blend(zero, left);
+            x1 = FloatVector.fromArray(SPECIES, src, at + 1);
+            x2 = FloatVector.fromArray(SPECIES, src, at + 2).blend(zero, right);
             FloatVector done = x0.fma(w6, a);
             done = x1.fma(w7, done);
             done = x2.fma(w8, done);
@@ -246,27 +255,22 @@ public final class DepthwiseConv implements CpuKernel {
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
             // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
-            if (full) {
-                if (res != null) {
-                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
-                }
-                done.intoArray(out, o);
-            } else {
-                if (res != null) {
-                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
-                }
-                done.intoArray(out, o, valid);
+            if (res != null) {
+                done = done.add(FloatVector.fromArray(SPECIES, res, o));
             }
+            done.intoArray(out, o);
         }
-    }
-
-    /** 5x5, stride 1, padding 2: as {@link #convolveDirect3x3}, with two zero columns each side. */
-    private void convolveDirect5x5(int plane, float[] padded) {
-        int stride = inWidth + 4;
-        copyRows(input, plane * inHeight * inWidth, inWidth, inHeight, padded, 2, stride);
-        for (int ox = 0; ox < outWidth; ox += LANES) {
-            directColumn5x5(plane, ox, padded, ox, stride);
+        // The last row: its third tap row is below the image.
+        FloatVector done = zero.fma(w6, a);
+        done = zero.fma(w7, done);
+        done = zero.fma(w8, done);
+        done = done.blend(low, done.compare(VectorOperators.LE, low));
+        done = done.blend(high, done.compare(VectorOperators.GE, high));
+        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
+        if (res != null) {
+            done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
         }
+        done.intoArray(out, o, valid);
     }
 
     /**

@@ -18,10 +18,17 @@ import squall.ops.BuiltinOperators;
  * (a benchmark, not a test): per layer the median time of repeated runs after a warm-up, and
  * GFLOP/s at 2 FLOPs per multiply-add. Run it from ops-tornado with
  * {@code java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:<api jar>
- * squall.ops.cpu.LayerBench [threads] [batch]}.
+ * squall.ops.cpu.LayerBench [threads] [batch] [name filter] [cold]}. With {@code cold}, each timed run
+ * starts after every thread swept 32 MB of other data, so weights and input come from L3 or memory
+ * as in a network (each layer's data was last touched a whole run ago); without it they stay in L2,
+ * which flattered the GEMM over large weights (CPU-KERNELS.md round 6).
  */
 public final class LayerBench {
     private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
+    /** Floats each thread sweeps before a cold run: 32 MB, near this machine's 36 MB L3. */
+    private static final int SWEEP = 8 << 20;
+    private static boolean cold;
+    private static float[][] sweeps;
 
     /** conv2d with a kernel, stride and groups (groups = -1: depthwise) on [batch, in, size, size]. */
     record Layer(String name, int in, int size, int out, int kernel, int stride, boolean depthwise, String activation) {
@@ -77,9 +84,10 @@ public final class LayerBench {
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : 2;
         int batch = args.length > 1 ? Integer.parseInt(args[1]) : 1;
         String only = args.length > 2 ? args[2] : "";
+        cold = args.length > 3 && args[3].equals("cold");
         Workers workers = Workers.of(threads);
-        System.out.printf("%d threads, batch %d, %s lanes %d; median of 7 repeats%n", threads, batch,
-                Vectors.SPECIES, Vectors.LANES);
+        System.out.printf("%d threads, batch %d, %s lanes %d; %s%n", threads, batch, Vectors.SPECIES,
+                Vectors.LANES, cold ? "cold caches, median of 61 runs" : "median of 7 repeats");
         double totalMs = 0;
         for (Layer layer : LAYERS) {
             if (!layer.name().contains(only)) {
@@ -130,6 +138,9 @@ public final class LayerBench {
             kernel.run(workers);
             runsPerRepeat++;
         }
+        if (cold) {
+            return coldMedian(kernel, workers);
+        }
         runsPerRepeat = Math.max(3, runsPerRepeat / 10);
         double[] repeats = new double[7];
         for (int r = 0; r < repeats.length; r++) {
@@ -141,5 +152,35 @@ public final class LayerBench {
         }
         Arrays.sort(repeats);
         return repeats[repeats.length / 2];
+    }
+
+    /** Median milliseconds of 61 runs, each after every thread swept its own 32 MB. */
+    private static double coldMedian(CpuKernel kernel, Workers workers) {
+        if (sweeps == null) {
+            sweeps = new float[workers.count()][SWEEP];
+        }
+        double[] runs = new double[61];
+        float sink = 0;
+        for (int r = 0; r < runs.length; r++) {
+            float[] sums = new float[workers.count()];
+            workers.forEach(workers.count(), t -> {
+                float[] data = sweeps[t];
+                float sum = 0;
+                for (int i = 0; i < data.length; i += 16) {
+                    data[i] += 1f;
+                    sum += data[i];
+                }
+                sums[t] = sum;
+            });
+            sink += sums[0];
+            long start = System.nanoTime();
+            kernel.run(workers);
+            runs[r] = (System.nanoTime() - start) / 1e6;
+        }
+        Arrays.sort(runs);
+        if (sink == 42f) {
+            System.out.print("");
+        }
+        return runs[runs.length / 2];
     }
 }
