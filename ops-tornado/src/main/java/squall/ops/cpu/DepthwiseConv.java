@@ -17,7 +17,7 @@ import squall.ops.Split;
  * unmasked, contiguous vector load: output (oy, ox) reads phase (ky % s, kx % s) at row oy + ky / s,
  * column ox + kx / s. Vector lanes run along the output row; the row's end is one masked store.
  * The common stride-1 3x3 and 5x5 "same" convs and 3x3 stride-2 convs with padding 1 skip the copy
- * ({@link #directColumn3x3}, {@link #directColumn5x5}, {@link #convolveDirect3x3Stride2}).
+ * ({@link #directColumn3x3}, {@link #directColumn5x5}, {@link #directColumn3x3Stride2}).
  */
 public final class DepthwiseConv implements CpuKernel {
     private final float[] input;
@@ -44,6 +44,12 @@ public final class DepthwiseConv implements CpuKernel {
     private final int phaseHeight;
     private final int phaseWidth;
     private final int phaseSize;
+    /**
+     * Floats the direct kernels read before a plane (5x5: two columns left of column 0) and after
+     * it (stride 2: two vectors from one column past the last row's last pair).
+     */
+    private static final int MARGIN_BEFORE = 2;
+    private static final int MARGIN_AFTER = 2 * LANES + 2;
     /** Offset in the phase planes of each tap, relative to output (0, 0). */
     private final int[] tapOffsets;
     /** 3x3 or 5x5, stride 1, "same" padding, or 3x3 stride 2 padding 1: straight from the input, no phase planes. */
@@ -92,7 +98,7 @@ public final class DepthwiseConv implements CpuKernel {
     /**
      * 3x3 with padding 1 or 5x5 with padding 2 at stride 1 (output as large as the input), or 3x3
      * with padding 1 at stride 2: {@link #directColumn3x3}, {@link #directColumn5x5} or
-     * {@link #convolveDirect3x3Stride2}, no phase planes.
+     * {@link #directColumn3x3Stride2}, straight from the input.
      */
     public static boolean runsDirect(int[] window, int inHeight, int inWidth, int outHeight, int outWidth) {
         int k = window[0];
@@ -111,39 +117,28 @@ public final class DepthwiseConv implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
-        if (direct && stride == 2) {
-            Split.ranges(workers, planes, (from, to) -> {
-                // The split rows, written in full for every row.
-                float[] rows = Scratch.floats(stride2RowsSize());
-                for (int plane = from; plane < to; plane++) {
-                    convolveDirect3x3Stride2(plane, rows);
-                    finishPlane(plane);
-                }
-            });
-            return;
-        }
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
-                int pad = kernelW / 2;
-                int rowStride = inWidth + 2 * pad;
-                // The padded copy's zero borders are never written, so zeroed once per task.
-                float[] padded = Scratch.zeroed(inHeight * rowStride + LANES);
                 int planeSize = inHeight * inWidth;
                 for (int plane = from; plane < to; plane++) {
+                    // The kernels read the plane in place, with vectors reaching a few columns
+                    // before it and past it (lanes that blends zero or that are never stored):
+                    // only the tensor's first and last planes lack that margin and go through a copy.
+                    float[] src = input;
                     int start = plane * planeSize;
-                    // 3x3 reads the plane in place, its vectors one column left and right of the
-                    // output's (only the tensor's first and last planes lack that margin).
-                    boolean inPlace = kernelH == 3 && start >= 1 && start + planeSize + LANES + 1 <= input.length;
-                    if (!inPlace) {
-                        copyRows(input, start, inWidth, inHeight, padded, pad, rowStride);
+                    if (start < MARGIN_BEFORE || start + planeSize + MARGIN_AFTER > input.length) {
+                        src = Scratch.floats(MARGIN_BEFORE + planeSize + MARGIN_AFTER);
+                        System.arraycopy(input, start, src, MARGIN_BEFORE, planeSize);
+                        start = MARGIN_BEFORE;
                     }
+                    // Right to left: see directColumn3x3 on the whole-vector stores.
                     for (int ox = (outWidth - 1) / LANES * LANES; ox >= 0; ox -= LANES) {
-                        if (inPlace) {
-                            directColumn3x3(plane, ox, input, start - 1 + ox, inWidth);
+                        if (stride == 2) {
+                            directColumn3x3Stride2(plane, ox, src, start + 2 * ox - 1);
                         } else if (kernelH == 3) {
-                            directColumn3x3(plane, ox, padded, ox, rowStride);
+                            directColumn3x3(plane, ox, src, start + ox - 1);
                         } else {
-                            directColumn5x5(plane, ox, padded, ox, rowStride);
+                            directColumn5x5(plane, ox, src, start + ox - 2);
                         }
                     }
                     finishPlane(plane);
@@ -170,30 +165,12 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     /**
-     * {@code rows} rows of {@code width} floats, contiguous from from[fromAt], to rows
-     * {@code stride} apart from to[toAt]. Vector copies with one masked vector per row: a plane's
-     * rows of 14-56 floats through System.arraycopy cost as much as the convolution.
-     */
-    private static void copyRows(float[] from, int fromAt, int width, int rows, float[] to, int toAt, int stride) {
-        int body = width - width % LANES;
-        VectorMask<Float> tail = Vectors.firstLanes(width - body);
-        for (int r = 0; r < rows; r++, fromAt += width, toAt += stride) {
-            for (int j = 0; j < body; j += LANES) {
-                FloatVector.fromArray(SPECIES, from, fromAt + j).intoArray(to, toAt + j);
-            }
-            if (body < width) {
-                FloatVector.fromArray(SPECIES, from, fromAt + body, tail).intoArray(to, toAt + body);
-            }
-        }
-    }
-
-    /**
      * Output columns [ox, ox + LANES) of a 3x3, stride 1, padding 1 plane, rolling down the rows:
      * input row r (the vectors at src[at], at + 1, at + 2 for its columns ox − 1, ox, ox + 1;
-     * rows {@code stride} apart) is loaded once and feeds output rows r + 1 (finished), r (a)
-     * and r − 1 (b, started). {@code src} is the input itself or a copy with zero borders: the
-     * lanes left and right of the image are zeroed by a blend either way (a copy of each plane
-     * cost 40% of 3x3 384@14). The row below the image is a zero vector through the same FMAs, so
+     * rows {@code inWidth} apart) is loaded once and feeds output rows r + 1 (finished), r (a)
+     * and r − 1 (b, started). The lanes left and right of the image are zeroed by blends (a
+     * zero-bordered copy of each plane cost 40% of 3x3 384@14). The row below the image is a zero
+     * vector through the same FMAs, so
      * the taps add from the bias in the order 0..8 exactly as in the padded kernels. The clamp is
      * two compares and blends, which give Java's max/min results (NaN stays NaN, −0 becomes +0 at
      * a bound of 0) at a third of their cost. Every row but the plane's last is stored whole: a
@@ -202,8 +179,9 @@ public final class DepthwiseConv implements CpuKernel {
      * mask and no branch per row: with them C2 kept the loop's integers on the stack (about 30
      * cycles a row for 9 FMAs).
      */
-    private void directColumn3x3(int plane, int ox, float[] src, int at, int stride) {
+    private void directColumn3x3(int plane, int ox, float[] src, int at) {
         float[] out = output;
+        int stride = inWidth;
         float[] res = clampOnly ? residual : null;
         int rows = outHeight;
         int width = outWidth;
@@ -274,34 +252,41 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     /**
-     * Output columns [ox, ox + LANES) of a 5x5, stride 1, padding 2 plane from its padded copy:
-     * each input row (the vectors at src[at] .. at + 4, rows {@code stride} apart) is loaded once
-     * and feeds the five output rows it touches, whose partial sums roll down in a0..a3. Rows
-     * outside the image are zero vectors through the same FMAs, so the taps add from the bias in
-     * the order 0..24, as in the other kernels. One method per column, not per plane: per plane,
-     * C1 could not compile it (out of registers) and C2 came only after seconds.
+     * Output columns [ox, ox + LANES) of a 5x5, stride 1, padding 2 plane: each input row (the
+     * vectors at src[at] .. at + 4 for columns ox − 2 .. ox + 2, rows {@code inWidth} apart, the
+     * lanes outside the image zeroed by blends) is loaded once and feeds the five output rows it
+     * touches, whose partial sums roll down in a0..a3. Rows outside the image are zero vectors
+     * through the same FMAs, so the taps add from the bias in the order 0..24, as in the other
+     * kernels. Rows are stored whole but the last, as in {@link #directColumn3x3}. One method per
+     * column, not per plane: per plane, C1 could not compile it (out of registers) and C2 came only
+     * after seconds.
      */
-    private void directColumn5x5(int plane, int ox, float[] src, int at, int stride) {
+    private void directColumn5x5(int plane, int ox, float[] src, int at) {
         float[] out = output;
         float[] res = clampOnly ? residual : null;
+        int stride = inWidth;
+        int width = outWidth;
         int w = plane % channels * 25;
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
         FloatVector zero = FloatVector.zero(SPECIES);
         float low = lower;
         float high = upper;
-        boolean full = ox + LANES <= outWidth;
-        VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
+        VectorMask<Float> left2 = Vectors.firstLanes(ox == 0 ? 2 : 0);
+        VectorMask<Float> left1 = Vectors.firstLanes(ox == 0 ? 1 : 0);
+        VectorMask<Float> right1 = Vectors.firstLanes(width - 1 - ox).not();
+        VectorMask<Float> right2 = Vectors.firstLanes(Math.max(0, width - 2 - ox)).not();
         int rows = inHeight;
-        int o = plane * outHeight * outWidth + ox - 4 * outWidth;
+        int o = plane * outHeight * width + ox - 4 * width;
+        int last = plane * outHeight * width + ox + (outHeight - 1) * width;
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-        for (int r = -2; r < rows + 2; r++, o += outWidth) {
+        for (int r = -2; r < rows + 2; r++, o += width) {
             FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
             if (r >= 0 && r < rows) {
-                x0 = FloatVector.fromArray(SPECIES, src, at);
-                x1 = FloatVector.fromArray(SPECIES, src, at + 1);
+                x0 = FloatVector.fromArray(SPECIES, src, at).blend(zero, left2);
+                x1 = FloatVector.fromArray(SPECIES, src, at + 1).blend(zero, left1);
                 x2 = FloatVector.fromArray(SPECIES, src, at + 2);
-                x3 = FloatVector.fromArray(SPECIES, src, at + 3);
-                x4 = FloatVector.fromArray(SPECIES, src, at + 4);
+                x3 = FloatVector.fromArray(SPECIES, src, at + 3).blend(zero, right1);
+                x4 = FloatVector.fromArray(SPECIES, src, at + 4).blend(zero, right2);
                 at += stride;
             }
             // Row r is tap row 4 of output r - 2 (done), 3 of r - 1, 2 of r, 1 of r + 1, 0 of r + 2 (new).
@@ -335,12 +320,13 @@ public final class DepthwiseConv implements CpuKernel {
             }
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
-            if (full) {
+            if (o < last) {
                 if (res != null) {
                     done = done.add(FloatVector.fromArray(SPECIES, res, o));
                 }
                 done.intoArray(out, o);
             } else {
+                VectorMask<Float> valid = Vectors.firstLanes(width - ox);
                 if (res != null) {
                     done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
                 }
@@ -350,83 +336,20 @@ public final class DepthwiseConv implements CpuKernel {
     }
 
     /**
-     * 3x3, stride 2, padding 1, row by row. Each input row is first split into its two column
-     * phases ({@link #splitColumns}): output column ox then reads taps kx = 0, 1, 2 as even[ox],
-     * odd[ox], even[ox + 1], unmasked, contiguous loads. Output row oy takes input rows 2oy − 1
-     * (taps 0-2, summed in the step before into {@code partial}), 2oy (taps 3-5) and 2oy + 1
-     * (taps 6-8, which also start oy + 1's partial sums), so the input is read once, in order, and
-     * the split rows stay in L1 (splitting whole planes first, then rolling down columns, ran
-     * 3x slower: the split planes left L1). Taps add from the bias in the order 0..8, as in the
-     * other kernels; the row above the image is a zero row through the same FMAs.
-     * {@code rows} holds the four split rows and the partial sums, {@link #stride2RowsSize} floats.
+     * Output columns [ox, ox + LANES) of a 3x3, stride 2, padding 1 plane, rolling down the rows
+     * as {@link #directColumn3x3} does. Tap kx of output lane j is input column 2(ox + j) − 1 + kx:
+     * two vectors from column 2ox − 1 (src[at]) give taps 0 (their even lanes) and 1 (odd lanes),
+     * two from one column on give tap 2 (even lanes); the lanes outside the image are zeroed by
+     * blends. Input row 2oy (taps 3-5) finishes nothing, row 2oy + 1 (taps 6-8) finishes output
+     * row oy and starts oy + 1 (taps 0-2), so each input row is loaded once, in order. Splitting
+     * each input row into column phases first, then convolving output rows, spent most of its
+     * time per row (nine weight broadcasts, the split's stores): 256@28 0.11 ms in mobilenet_v1.
      */
-    private void convolveDirect3x3Stride2(int plane, float[] rows) {
-        int length = stride2RowLength();
-        int even0 = 0, odd0 = length, even1 = 2 * length, odd1 = 3 * length, partial = 4 * length;
-        int w = plane % channels * 9;
-        FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
-        FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
-        FloatVector w2 = FloatVector.broadcast(SPECIES, weight[w + 2]);
-        FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
-        FloatVector zero = FloatVector.zero(SPECIES);
-        FloatVector first = zero.fma(w0, planeBias);
-        first = zero.fma(w1, first);
-        first = zero.fma(w2, first);
-        for (int ox = 0; ox < outWidth; ox += LANES) {
-            first.intoArray(rows, partial + ox);
-        }
-        int planeIn = plane * inHeight * inWidth;
-        for (int oy = 0; oy < outHeight; oy++) {
-            int at = planeIn + 2 * oy * inWidth;
-            splitColumns(at, rows, even0, odd0);
-            if (2 * oy + 1 < inHeight) {
-                splitColumns(at + inWidth, rows, even1, odd1);
-            } else {
-                java.util.Arrays.fill(rows, even1, partial, 0f);
-            }
-            stride2Row(plane, oy, rows, length);
-        }
-    }
-
-    /** Floats of one split row: the output row, one more column, a vector of slack. */
-    private int stride2RowLength() {
-        return outWidth + 1 + LANES;
-    }
-
-    /** Floats of {@link #convolveDirect3x3Stride2}'s rows: four split rows and the partial sums. */
-    private int stride2RowsSize() {
-        return 5 * stride2RowLength();
-    }
-
-    /**
-     * Input row at input[at] into its column phases: rows[even + j] = padded column 2j (input
-     * column 2j − 1; zero for j = 0 and past the image), rows[odd + j] = input column 2j. One
-     * pair of vectors (32 columns) per step, split with two permutes; the last pair may read
-     * past the row (those lanes land past what the kernel reads, but for the even phase's last
-     * column of an odd-width row, zeroed after).
-     */
-    private void splitColumns(int at, float[] rows, int even, int odd) {
-        rows[even] = 0f;
-        int j = 0;
-        for (; 2 * j < inWidth && at + 2 * j + 2 * LANES <= input.length; j += LANES) {
-            FloatVector low = FloatVector.fromArray(SPECIES, input, at + 2 * j);
-            FloatVector high = FloatVector.fromArray(SPECIES, input, at + 2 * j + LANES);
-            Vectors.evenLanes(low, high).intoArray(rows, odd + j);
-            Vectors.oddLanes(low, high).intoArray(rows, even + 1 + j);
-        }
-        for (; 2 * j < inWidth; j++) {
-            rows[odd + j] = input[at + 2 * j];
-            rows[even + 1 + j] = 2 * j + 1 < inWidth ? input[at + 2 * j + 1] : 0f;
-        }
-        if (inWidth % 2 == 1) {
-            rows[even + outWidth] = 0f;
-        }
-    }
-
-    /** One output row of {@link #convolveDirect3x3Stride2} from its split rows and partial sums. */
-    private void stride2Row(int plane, int oy, float[] rows, int length) {
+    private void directColumn3x3Stride2(int plane, int ox, float[] src, int at) {
         float[] out = output;
         float[] res = clampOnly ? residual : null;
+        int stride = inWidth;
+        int width = outWidth;
         int w = plane % channels * 9;
         FloatVector w0 = FloatVector.broadcast(SPECIES, weight[w]);
         FloatVector w1 = FloatVector.broadcast(SPECIES, weight[w + 1]);
@@ -438,40 +361,79 @@ public final class DepthwiseConv implements CpuKernel {
         FloatVector w7 = FloatVector.broadcast(SPECIES, weight[w + 7]);
         FloatVector w8 = FloatVector.broadcast(SPECIES, weight[w + 8]);
         FloatVector planeBias = FloatVector.broadcast(SPECIES, bias[plane % channels]);
+        FloatVector zero = FloatVector.zero(SPECIES);
         float low = lower;
         float high = upper;
-        int odd0 = length, even1 = 2 * length, odd1 = 3 * length, partial = 4 * length;
-        int o = (plane * outHeight + oy) * outWidth;
-        for (int ox = 0; ox < outWidth; ox += LANES, o += LANES) {
-            FloatVector a = FloatVector.fromArray(SPECIES, rows, partial + ox);
-            a = FloatVector.fromArray(SPECIES, rows, ox).fma(w3, a);
-            a = FloatVector.fromArray(SPECIES, rows, odd0 + ox).fma(w4, a);
-            a = FloatVector.fromArray(SPECIES, rows, ox + 1).fma(w5, a);
-            FloatVector x0 = FloatVector.fromArray(SPECIES, rows, even1 + ox);
-            FloatVector x1 = FloatVector.fromArray(SPECIES, rows, odd1 + ox);
-            FloatVector x2 = FloatVector.fromArray(SPECIES, rows, even1 + ox + 1);
+        // Column −1 (tap 0, lane 0 of the first vector), and columns past the image: tap 1 reads
+        // column 2(ox + j), tap 2 column 2(ox + j) + 1.
+        VectorMask<Float> left = Vectors.firstLanes(ox == 0 ? 1 : 0);
+        VectorMask<Float> right1 = Vectors.firstLanes((inWidth - 2 * ox + 1) / 2).not();
+        VectorMask<Float> right2 = Vectors.firstLanes((inWidth - 2 * ox) / 2).not();
+        FloatVector partial = zero.fma(w0, planeBias);
+        partial = zero.fma(w1, partial);
+        partial = zero.fma(w2, partial);
+        int o = plane * outHeight * width + ox;
+        int last = o + (outHeight - 1) * width;
+        for (; o < last; o += width, at += 2 * stride) {
+            FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
+            FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
+            FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);
+            FloatVector high2 = FloatVector.fromArray(SPECIES, src, at + 2 + LANES);
+            FloatVector x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
+            FloatVector x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
+            FloatVector x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
+            FloatVector a = x0.fma(w3, partial);
+            a = x1.fma(w4, a);
+            a = x2.fma(w5, a);
+            low0 = FloatVector.fromArray(SPECIES, src, at + stride);
+            high0 = FloatVector.fromArray(SPECIES, src, at + stride + LANES);
+            low2 = FloatVector.fromArray(SPECIES, src, at + stride + 2);
+            high2 = FloatVector.fromArray(SPECIES, src, at + stride + 2 + LANES);
+            x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
+            x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
+            x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
             FloatVector done = x0.fma(w6, a);
             done = x1.fma(w7, done);
             done = x2.fma(w8, done);
-            FloatVector next = x0.fma(w0, planeBias);
-            next = x1.fma(w1, next);
-            x2.fma(w2, next).intoArray(rows, partial + ox);
+            partial = x0.fma(w0, planeBias);
+            partial = x1.fma(w1, partial);
+            partial = x2.fma(w2, partial);
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
             // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
-            if (ox + LANES <= outWidth) {
-                if (res != null) {
-                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
-                }
-                done.intoArray(out, o);
-            } else {
-                VectorMask<Float> valid = Vectors.firstLanes(outWidth - ox);
-                if (res != null) {
-                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
-                }
-                done.intoArray(out, o, valid);
+            if (res != null) {
+                done = done.add(FloatVector.fromArray(SPECIES, res, o));
             }
+            done.intoArray(out, o);
         }
+        // The last output row: its input row 2oy + 1 is below the image when the height is odd.
+        FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
+        FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
+        FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);
+        FloatVector high2 = FloatVector.fromArray(SPECIES, src, at + 2 + LANES);
+        FloatVector a = Vectors.evenLanes(low0, high0).blend(zero, left).fma(w3, partial);
+        a = Vectors.oddLanes(low0, high0).blend(zero, right1).fma(w4, a);
+        a = Vectors.evenLanes(low2, high2).blend(zero, right2).fma(w5, a);
+        FloatVector x0 = zero, x1 = zero, x2 = zero;
+        if (inHeight % 2 == 0) {
+            low0 = FloatVector.fromArray(SPECIES, src, at + stride);
+            high0 = FloatVector.fromArray(SPECIES, src, at + stride + LANES);
+            low2 = FloatVector.fromArray(SPECIES, src, at + stride + 2);
+            high2 = FloatVector.fromArray(SPECIES, src, at + stride + 2 + LANES);
+            x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
+            x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
+            x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
+        }
+        FloatVector done = x0.fma(w6, a);
+        done = x1.fma(w7, done);
+        done = x2.fma(w8, done);
+        done = done.blend(low, done.compare(VectorOperators.LE, low));
+        done = done.blend(high, done.compare(VectorOperators.GE, high));
+        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
+        if (res != null) {
+            done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
+        }
+        done.intoArray(out, o, valid);
     }
 
     /** Copies the plane's input pixels into the phase planes (the zero border stays). */
