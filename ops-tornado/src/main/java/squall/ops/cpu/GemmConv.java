@@ -31,6 +31,8 @@ public final class GemmConv implements CpuKernel {
     static final long PANEL_OUTER_A = 256 * 1024;
     /** Packed strips per block when panels go outside: half of L2, since A no longer competes for it. */
     static final int PANEL_OUTER_BLOCK = 512 * 1024;
+    /** Bytes of packed B, panel by panel, up to which it is packed once for all threads (see {@link #multiply}). */
+    private static final long SHARED_B = 8L << 20;
     /** Work items per thread at least, panel by panel. */
     private static final int PANEL_OUTER_ITEMS = 4;
 
@@ -143,8 +145,11 @@ public final class GemmConv implements CpuKernel {
         int strips = (totalColumns + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
         boolean panelOuter = 4L * gemm.rows() * gemm.stripSize() / PackedGemm.TILE_COLUMNS > PANEL_OUTER_A;
         int blockBytes = panelOuter ? PANEL_OUTER_BLOCK : BLOCK_BYTES;
-        int stripsPerBlock = Math.max(1, Math.min(strips, blockBytes / (4 * gemm.stripSize())));
-        int blocks = (strips + stripsPerBlock - 1) / stripsPerBlock;
+        int maxPerBlock = Math.max(1, Math.min(strips, blockBytes / (4 * gemm.stripSize())));
+        int blocks = (strips + maxPerBlock - 1) / maxPerBlock;
+        // Blocks of equal size: 7 strips of 672 rows (b0's 672->112 @14) were 5 + 2, and one thread
+        // computed 5/7 of the layer.
+        int stripsPerBlock = (strips + blocks - 1) / blocks;
         int panels = gemm.panels();
         // Panel by panel, a few blocks are cut into groups of panels to deal out evenly: 1024->1024
         // @7 at batch 8 is 4 blocks of 4, 4, 4 and 1 strips, one thread ran 8 strips, the other 5
@@ -154,8 +159,22 @@ public final class GemmConv implements CpuKernel {
                 : workers.count();
         int groups = Math.max(1, Math.min(panels, (items + blocks - 1) / blocks));
         int outSize = gemm.rows() * pixels;
+        // Panel by panel, every block is packed by each thread that takes one of its groups: at
+        // batch 1 both threads packed all of B (2x the packing; b0's SE-scaled 672->112 @14 took
+        // 0.6 ms, 0.3 without). So B is packed once, shared, the strips split over the threads.
+        MemorySegment shared = panelOuter && workers.count() > 1 && 4L * strips * gemm.stripSize() <= SHARED_B
+                ? Scratch.aligned(strips * gemm.stripSize()) : null;
+        if (shared != null) {
+            Split.ranges(workers, strips, (from, to) -> {
+                for (int s = from; s < to; s++) {
+                    int first = s * PackedGemm.TILE_COLUMNS;
+                    pack(b, bImageSize, pixels, first, Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first), shared,
+                            s * gemm.stripSize());
+                }
+            });
+        }
         Split.ranges(workers, blocks * groups, (from, to) -> {
-            MemorySegment packed = Scratch.aligned(stripsPerBlock * gemm.stripSize());
+            MemorySegment packed = shared != null ? shared : Scratch.aligned(stripsPerBlock * gemm.stripSize());
             float[] tile = new float[PackedGemm.tileSize()];
             int packedBlock = -1;
             for (int item = from; item < to; item++) {
@@ -163,7 +182,9 @@ public final class GemmConv implements CpuKernel {
                 int group = item % groups;
                 int firstStrip = block * stripsPerBlock;
                 int blockStrips = Math.min(stripsPerBlock, strips - firstStrip);
-                if (block != packedBlock) {
+                // Strip s of the block is at packed[(at + s)·stripSize].
+                int at = shared != null ? firstStrip : 0;
+                if (shared == null && block != packedBlock) {
                     for (int s = 0; s < blockStrips; s++) {
                         int first = (firstStrip + s) * PackedGemm.TILE_COLUMNS;
                         pack(b, bImageSize, pixels, first, Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first), packed,
@@ -176,7 +197,7 @@ public final class GemmConv implements CpuKernel {
                 if (panelOuter) {
                     for (int panel = firstPanel; panel < lastPanel; panel++) {
                         for (int s = 0; s < blockStrips; s++) {
-                            panelTimesStrip(panel, packed, s, (firstStrip + s) * PackedGemm.TILE_COLUMNS,
+                            panelTimesStrip(panel, packed, at + s, (firstStrip + s) * PackedGemm.TILE_COLUMNS,
                                     totalColumns, pixels, outStart, outSize, tile);
                         }
                     }
@@ -192,7 +213,7 @@ public final class GemmConv implements CpuKernel {
         });
     }
 
-    /** One panel times the block's strip s (columns from {@code first}), stored to the output. */
+    /** One panel times the strip at packed[s·stripSize] (columns from {@code first}), stored to the output. */
     private void panelTimesStrip(int panel, MemorySegment packed, int s, int first, int totalColumns, int pixels,
                                  int outStart, int outSize, float[] tile) {
         int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
