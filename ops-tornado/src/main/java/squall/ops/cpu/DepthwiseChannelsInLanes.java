@@ -103,13 +103,14 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     /**
      * Where this kernel beats {@link DepthwiseConv} (measured). Against its phase planes: 0.25-0.7x
      * the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56. Against its
-     * direct kernels ({@code direct}: 3x3 and 5x5 stride 1, 3x3 stride 2) only at 8 wide or less:
-     * 3x3 960@7 0.051 vs 0.065 ms, 5x5 1152@7 0.12 vs 0.18, 3x3 s2 576@14 (7 wide) 0.12 vs 0.21,
-     * but 3x3 s2 192@28 (14 wide) 0.17 vs 0.135 and 3x3 192@28 0.175 vs 0.086.
+     * direct kernels ({@code direct}: 3x3 and 5x5 stride 1, 3x3 stride 2, reading the planes in
+     * place since round 7) only at 8 wide or less, and for 3x3 stride 1 below 7 wide (2 threads):
+     * 5x5 1152@7 0.145 vs 0.195 ms, 3x3 s2 576@14 (7 wide) 0.071 vs 0.088, but 3x3 960@7 0.053 vs
+     * 0.040.
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {
-            return outWidth <= 8;
+            return outWidth <= 8 && !(kernelH == 3 && stride == 1 && outWidth >= 7);
         }
         return outWidth <= 14 || outWidth <= 28 && (stride > 1 || kernelH == 3 && kernelW == 3);
     }

@@ -216,6 +216,8 @@ public final class DepthwiseConv implements CpuKernel {
         b = x2.fma(w2, b);
         int o = plane * rows * width + ox;
         int last = o + (rows - 1) * width;
+        int whole = wholeStores(plane, last);
+        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
         for (; o < last; o += width) {
             at += stride;
             x0 = FloatVector.fromArray(SPECIES, src, at).blend(zero, left);
@@ -233,10 +235,17 @@ public final class DepthwiseConv implements CpuKernel {
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
             // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
-            if (res != null) {
-                done = done.add(FloatVector.fromArray(SPECIES, res, o));
+            if (o < whole) {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
+                }
+                done.intoArray(out, o);
+            } else {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
+                }
+                done.intoArray(out, o, valid);
             }
-            done.intoArray(out, o);
         }
         // The last row: its third tap row is below the image.
         FloatVector done = zero.fma(w6, a);
@@ -244,7 +253,6 @@ public final class DepthwiseConv implements CpuKernel {
         done = zero.fma(w8, done);
         done = done.blend(low, done.compare(VectorOperators.LE, low));
         done = done.blend(high, done.compare(VectorOperators.GE, high));
-        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
         if (res != null) {
             done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
         }
@@ -278,6 +286,7 @@ public final class DepthwiseConv implements CpuKernel {
         int rows = inHeight;
         int o = plane * outHeight * width + ox - 4 * width;
         int last = plane * outHeight * width + ox + (outHeight - 1) * width;
+        int whole = wholeStores(plane, last);
         FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
         for (int r = -2; r < rows + 2; r++, o += width) {
             FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
@@ -320,7 +329,7 @@ public final class DepthwiseConv implements CpuKernel {
             }
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
-            if (o < last) {
+            if (o < whole) {
                 if (res != null) {
                     done = done.add(FloatVector.fromArray(SPECIES, res, o));
                 }
@@ -341,7 +350,8 @@ public final class DepthwiseConv implements CpuKernel {
      * two vectors from column 2ox − 1 (src[at]) give taps 0 (their even lanes) and 1 (odd lanes),
      * two from one column on give tap 2 (even lanes); the lanes outside the image are zeroed by
      * blends. Input row 2oy (taps 3-5) finishes nothing, row 2oy + 1 (taps 6-8) finishes output
-     * row oy and starts oy + 1 (taps 0-2), so each input row is loaded once, in order. Splitting
+     * row oy and starts oy + 1 (taps 0-2), so each input row is loaded once, in order; every row
+     * is stored whole while it ends inside the plane ({@link #wholeStores}). Splitting
      * each input row into column phases first, then convolving output rows, spent most of its
      * time per row (nine weight broadcasts, the split's stores): 256@28 0.11 ms in mobilenet_v1.
      */
@@ -372,26 +382,32 @@ public final class DepthwiseConv implements CpuKernel {
         FloatVector partial = zero.fma(w0, planeBias);
         partial = zero.fma(w1, partial);
         partial = zero.fma(w2, partial);
+        FloatVector a = zero;
         int o = plane * outHeight * width + ox;
-        int last = o + (outHeight - 1) * width;
-        for (; o < last; o += width, at += 2 * stride) {
-            FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
-            FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
-            FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);
-            FloatVector high2 = FloatVector.fromArray(SPECIES, src, at + 2 + LANES);
-            FloatVector x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
-            FloatVector x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
-            FloatVector x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
-            FloatVector a = x0.fma(w3, partial);
-            a = x1.fma(w4, a);
-            a = x2.fma(w5, a);
-            low0 = FloatVector.fromArray(SPECIES, src, at + stride);
-            high0 = FloatVector.fromArray(SPECIES, src, at + stride + LANES);
-            low2 = FloatVector.fromArray(SPECIES, src, at + stride + 2);
-            high2 = FloatVector.fromArray(SPECIES, src, at + stride + 2 + LANES);
-            x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
-            x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
-            x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
+        int whole = wholeStores(plane, o + (outHeight - 1) * width);
+        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
+        // Input rows 0 .. 2·outHeight − 1, the last below the image when the height is odd. One
+        // loop over input rows, not two rows per output row: that method was too large for C1
+        // (out of virtual registers), so it ran boxed, 70x slower, until C2 came after 10 s.
+        for (int r = 0; r < 2 * outHeight; r++, at += stride) {
+            FloatVector x0 = zero, x1 = zero, x2 = zero;
+            if (r < inHeight) {
+                FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
+                FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
+                FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);
+                FloatVector high2 = FloatVector.fromArray(SPECIES, src, at + 2 + LANES);
+                x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
+                x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
+                x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
+            }
+            if ((r & 1) == 0) {
+                // Taps 3-5 of output row r / 2.
+                a = x0.fma(w3, partial);
+                a = x1.fma(w4, a);
+                a = x2.fma(w5, a);
+                continue;
+            }
+            // Taps 6-8 finish output row (r − 1) / 2; taps 0-2 start the next.
             FloatVector done = x0.fma(w6, a);
             done = x1.fma(w7, done);
             done = x2.fma(w8, done);
@@ -401,39 +417,28 @@ public final class DepthwiseConv implements CpuKernel {
             done = done.blend(low, done.compare(VectorOperators.LE, low));
             done = done.blend(high, done.compare(VectorOperators.GE, high));
             // Written out here, not in a helper: a vector passed to a call C2 does not inline is boxed.
-            if (res != null) {
-                done = done.add(FloatVector.fromArray(SPECIES, res, o));
+            if (o < whole) {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o));
+                }
+                done.intoArray(out, o);
+            } else {
+                if (res != null) {
+                    done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
+                }
+                done.intoArray(out, o, valid);
             }
-            done.intoArray(out, o);
+            o += width;
         }
-        // The last output row: its input row 2oy + 1 is below the image when the height is odd.
-        FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
-        FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
-        FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);
-        FloatVector high2 = FloatVector.fromArray(SPECIES, src, at + 2 + LANES);
-        FloatVector a = Vectors.evenLanes(low0, high0).blend(zero, left).fma(w3, partial);
-        a = Vectors.oddLanes(low0, high0).blend(zero, right1).fma(w4, a);
-        a = Vectors.evenLanes(low2, high2).blend(zero, right2).fma(w5, a);
-        FloatVector x0 = zero, x1 = zero, x2 = zero;
-        if (inHeight % 2 == 0) {
-            low0 = FloatVector.fromArray(SPECIES, src, at + stride);
-            high0 = FloatVector.fromArray(SPECIES, src, at + stride + LANES);
-            low2 = FloatVector.fromArray(SPECIES, src, at + stride + 2);
-            high2 = FloatVector.fromArray(SPECIES, src, at + stride + 2 + LANES);
-            x0 = Vectors.evenLanes(low0, high0).blend(zero, left);
-            x1 = Vectors.oddLanes(low0, high0).blend(zero, right1);
-            x2 = Vectors.evenLanes(low2, high2).blend(zero, right2);
-        }
-        FloatVector done = x0.fma(w6, a);
-        done = x1.fma(w7, done);
-        done = x2.fma(w8, done);
-        done = done.blend(low, done.compare(VectorOperators.LE, low));
-        done = done.blend(high, done.compare(VectorOperators.GE, high));
-        VectorMask<Float> valid = Vectors.firstLanes(width - ox);
-        if (res != null) {
-            done = done.add(FloatVector.fromArray(SPECIES, res, o, valid));
-        }
-        done.intoArray(out, o, valid);
+    }
+
+    /**
+     * Output offsets below which a column's rows may be stored as whole vectors, up to the plane's
+     * last row at {@code last}: a whole vector must end inside the plane (the next plane may be
+     * another thread's); below 8 columns a row's spare lanes reach two rows on.
+     */
+    private int wholeStores(int plane, int last) {
+        return Math.min(last, (plane + 1) * outHeight * outWidth - LANES + 1);
     }
 
     /** Copies the plane's input pixels into the phase planes (the zero border stays). */

@@ -26,7 +26,7 @@ import squall.ops.BuiltinOperators;
 public final class LayerBench {
     private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
     /** Floats each thread sweeps before a cold run: 32 MB, near this machine's 36 MB L3. */
-    private static final int SWEEP = 8 << 20;
+    private static final int SWEEP = Integer.getInteger("sweep", 8 << 20);
     private static boolean cold;
     private static float[][] sweeps;
 
