@@ -177,11 +177,9 @@ public final class DepthwiseConv implements CpuKernel {
      * vector through the same FMAs, so
      * the taps add from the bias in the order 0..8 exactly as in the padded kernels. The clamp is
      * two compares and blends, which give Java's max/min results (NaN stays NaN, −0 becomes +0 at
-     * a bound of 0) at a third of their cost. Every row but the plane's last is stored whole: a
-     * partial column's spare lanes land at the start of the next row, which the plane's first
-     * column writes later (columns go right to left), so the loop holds no
-     * mask and no branch per row: with them C2 kept the loop's integers on the stack (about 30
-     * cycles a row for 9 FMAs).
+     * a bound of 0) at a third of their cost. Rows are stored as whole vectors while they end
+     * inside the plane ({@link #wholeStores}): a partial column's spare lanes land at the start of
+     * the next row, which the plane's first column writes later (columns go right to left).
      */
     private void directColumn3x3(int plane, int ox, float[] src, int at) {
         float[] out = output;
