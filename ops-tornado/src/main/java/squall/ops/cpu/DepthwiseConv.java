@@ -267,7 +267,8 @@ public final class DepthwiseConv implements CpuKernel {
      * lanes outside the image zeroed by blends) is loaded once and feeds the five output rows it
      * touches, whose partial sums roll down in a0..a3. Rows outside the image are zero vectors
      * through the same FMAs, so the taps add from the bias in the order 0..24, as in the other
-     * kernels. Rows are stored whole but the last, as in {@link #directColumn3x3}. One method per
+     * kernels. Rows are stored as whole vectors while they end inside the plane, as in
+     * {@link #directColumn3x3}. One method per
      * column, not per plane: per plane, C1 could not compile it (out of registers) and C2 came only
      * after seconds.
      */
@@ -459,8 +460,8 @@ public final class DepthwiseConv implements CpuKernel {
         VectorMask<Float> right2 = Vectors.firstLanes((inWidth - 2 * ox + 1) / 2).not();
         VectorMask<Float> right3 = Vectors.firstLanes((inWidth - 2 * ox) / 2).not();
         VectorMask<Float> right4 = Vectors.firstLanes(Math.max(0, (inWidth - 2 * ox - 1) / 2)).not();
-        // Sums in flight: x3 = output m − 1 (tap rows 0-3), x1 = output m (rows 0-1), x2 = output m
-        // (rows 0-2), x0 = output m + 1 (row 0).
+        // Sums in flight after input row 2m − 1: before = output m − 1 (tap rows 0-3), middle =
+        // output m (rows 0-1; rows 0-2 after row 2m), started = output m + 1 (row 0, from row 2m).
         FloatVector before = zero, middle = zero, started = zero;
         int o = plane * outHeight * width + ox - 2 * width;
         int whole = wholeStores(plane, plane * outHeight * width + ox + (outHeight - 1) * width);

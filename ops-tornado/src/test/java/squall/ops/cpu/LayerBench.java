@@ -25,7 +25,10 @@ import squall.ops.BuiltinOperators;
  */
 public final class LayerBench {
     private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
-    /** Floats each thread sweeps before a cold run: 32 MB, near this machine's 36 MB L3. */
+    /**
+     * Floats each thread sweeps before a cold run: 32 MB, near this machine's 36 MB L3;
+     * {@code -Dsweep=524288} (2 MB) leaves L3 warm and only L2 cold.
+     */
     private static final int SWEEP = Integer.getInteger("sweep", 8 << 20);
     private static boolean cold;
     private static float[][] sweeps;
