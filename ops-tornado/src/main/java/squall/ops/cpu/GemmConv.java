@@ -236,15 +236,17 @@ public final class GemmConv implements CpuKernel {
     /** Columns [first, first + width) of the images' B, image by image, into the strip at strip[at]. */
     private void pack(float[] b, int bImageSize, int pixels, int first, int width, MemorySegment strip, int at) {
         int depth = gemm.stripSize() / PackedGemm.TILE_COLUMNS;
+        int stride = PackedGemm.rowStride(width);
         for (int c = 0; c < width; ) {
             int n = (first + c) / pixels;
             int p = (first + c) % pixels;
             int count = Math.min(width - c, pixels - p);
-            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, at + c, inputScale, n * depth);
+            PackedGemm.packStrip(b, n * bImageSize + p, pixels, depth, count, strip, at + c, stride, inputScale,
+                    n * depth);
             c += count;
         }
-        if (width < PackedGemm.TILE_COLUMNS) {
-            PackedGemm.clearStrip(strip, at, depth, width);
+        if (width < stride) {
+            PackedGemm.clearStrip(strip, at, depth, width, stride);
         }
     }
 

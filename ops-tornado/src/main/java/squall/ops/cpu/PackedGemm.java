@@ -24,6 +24,12 @@ public final class PackedGemm {
     private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
     /** Columns of the wide tile. */
     static final int TILE_COLUMNS = 2 * LANES;
+    /**
+     * Strips of at most this many columns (a 14x14 map's last 4 of 196) are packed [depth][4] and
+     * multiplied with the panel's rows in the lanes ({@link #thinTile}), where a vector holds all
+     * 12 rows: with 16 lanes only.
+     */
+    static final int THIN = LANES >= TILE_ROWS ? 4 : 0;
 
     private final float[] packed;
     /** The weights to pack again before every run, or null when they are constant (packed once). */
@@ -72,7 +78,8 @@ public final class PackedGemm {
      */
     static float[] pack(float[] weight, int rows, int depth, int height) {
         int panels = (rows + height - 1) / height;
-        return pack(weight, rows, depth, height, new float[panels * depth * height]);
+        // One vector of slack: thinTile loads 16 floats from each depth step's 12.
+        return pack(weight, rows, depth, height, new float[panels * depth * height + LANES]);
     }
 
     private static float[] pack(float[] weight, int rows, int depth, int height, float[] packed) {
@@ -93,9 +100,14 @@ public final class PackedGemm {
         return (rows + TILE_ROWS - 1) / TILE_ROWS;
     }
 
+    /** Floats between a strip's rows: {@link #THIN} for strips that narrow, else {@link #TILE_COLUMNS}. */
+    public static int rowStride(int stripWidth) {
+        return stripWidth <= THIN ? THIN : TILE_COLUMNS;
+    }
+
     /**
      * Copies {@code width} columns of B's {@code depth} rows (the first at {@code b[bAt]}, the next
-     * {@code bStride} floats on) into a strip [depth][TILE_COLUMNS], the first column to
+     * {@code bStride} floats on) into a strip [depth][stride] ({@link #rowStride}), the first column to
      * {@code strip[at]} (the strip's start plus the first column's index in it). The microkernels
      * then read B as one sequential stream (no strided, cache-line-splitting loads) that stays in
      * cache for every panel of A. With {@code scale} (else null), row k is multiplied by
@@ -103,9 +115,9 @@ public final class PackedGemm {
      * (a fused squeeze-and-excitation gate; see {@code Passes.fuseChannelScales}).
      */
     public static void packStrip(float[] b, int bAt, int bStride, int depth, int width, MemorySegment strip, int at,
-                                 float[] scale, int scaleAt) {
+                                 int stride, float[] scale, int scaleAt) {
         if (scale != null) {
-            packScaled(b, bAt, bStride, depth, width, strip, at, scale, scaleAt);
+            packScaled(b, bAt, bStride, depth, width, strip, at, stride, scale, scaleAt);
             return;
         }
         long to = 4L * at;
@@ -116,15 +128,15 @@ public final class PackedGemm {
             }
             return;
         }
-        for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride) {
+        for (int k = 0; k < depth; k++, to += 4 * stride, bAt += bStride) {
             MemorySegment.copy(b, bAt, strip, ValueLayout.JAVA_FLOAT, to, width);
         }
     }
 
     private static void packScaled(float[] b, int bAt, int bStride, int depth, int width, MemorySegment strip, int at,
-                                   float[] scale, int scaleAt) {
+                                   int stride, float[] scale, int scaleAt) {
         long to = 4L * at;
-        for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride) {
+        for (int k = 0; k < depth; k++, to += 4 * stride, bAt += bStride) {
             float factor = scale[scaleAt + k];
             int j = 0;
             for (; j + LANES <= width; j += LANES) {
@@ -137,10 +149,10 @@ public final class PackedGemm {
         }
     }
 
-    /** Zeroes columns [fromColumn, TILE_COLUMNS) of the strip at strip[at]: a last strip narrower than the tile. */
-    public static void clearStrip(MemorySegment strip, int at, int depth, int fromColumn) {
-        for (int k = 0; k < depth; k++, at += TILE_COLUMNS) {
-            strip.asSlice(4L * (at + fromColumn), 4L * (TILE_COLUMNS - fromColumn)).fill((byte) 0);
+    /** Zeroes columns [fromColumn, stride) of the strip at strip[at]: a last strip narrower than the tile. */
+    public static void clearStrip(MemorySegment strip, int at, int depth, int fromColumn, int stride) {
+        for (int k = 0; k < depth; k++, at += stride) {
+            strip.asSlice(4L * (at + fromColumn), 4L * (stride - fromColumn)).fill((byte) 0);
         }
     }
 
@@ -158,8 +170,10 @@ public final class PackedGemm {
     public void multiply(int panel, MemorySegment strip, int at, int width, float[] tile) {
         if (width > LANES) {
             wideTile(panel, strip, at, tile);
-        } else {
+        } else if (width > THIN) {
             narrowTile(panel, strip, at, tile);
+        } else {
+            thinTile(panel, strip, at, tile);
         }
     }
 
@@ -327,5 +341,49 @@ public final class PackedGemm {
         c9.intoArray(tile, 9 * TILE_COLUMNS);
         c10.intoArray(tile, 10 * TILE_COLUMNS);
         c11.intoArray(tile, 11 * TILE_COLUMNS);
+    }
+
+    /**
+     * A strip of at most {@link #THIN} columns, packed [depth][THIN]: the panel's 12 rows in the
+     * lanes of one vector (its last 4 lanes are the next depth step's, never stored), one FMA per
+     * column with B's value broadcast, two depth steps per loop for 8 independent sums. The narrow
+     * tile spent 12 FMAs and 13 loads per depth step on 4 columns; 512->512 @14 spent 9-12% of its
+     * time on that last 4-column strip. Column j's sums land in tile[r][j].
+     */
+    private void thinTile(int panel, MemorySegment strip, int stripAt, float[] tile) {
+        FloatVector e0 = FloatVector.zero(SPECIES), e1 = e0, e2 = e0, e3 = e0, o0 = e0, o1 = e0, o2 = e0, o3 = e0;
+        float[] a = packed;
+        int w = panel * depth * TILE_ROWS;
+        long bAt = 4L * stripAt;
+        int k = 0;
+        for (; k + 1 < depth; k += 2, w += 2 * TILE_ROWS, bAt += 8 * THIN) {
+            FloatVector even = FloatVector.fromArray(SPECIES, a, w);
+            FloatVector odd = FloatVector.fromArray(SPECIES, a, w + TILE_ROWS);
+            e0 = even.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt)), e0);
+            e1 = even.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 4)), e1);
+            e2 = even.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 8)), e2);
+            e3 = even.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 12)), e3);
+            o0 = odd.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 16)), o0);
+            o1 = odd.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 20)), o1);
+            o2 = odd.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 24)), o2);
+            o3 = odd.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 28)), o3);
+        }
+        if (k < depth) {
+            FloatVector last = FloatVector.fromArray(SPECIES, a, w);
+            e0 = last.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt)), e0);
+            e1 = last.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 4)), e1);
+            e2 = last.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 8)), e2);
+            e3 = last.fma(FloatVector.broadcast(SPECIES, strip.get(ValueLayout.JAVA_FLOAT, bAt + 12)), e3);
+        }
+        // Column j's 12 sums go to tile[j][8..20) first (columns no thin strip uses), then to tile[r][j].
+        e0.add(o0).intoArray(tile, 8);
+        e1.add(o1).intoArray(tile, TILE_COLUMNS + 8);
+        e2.add(o2).intoArray(tile, 2 * TILE_COLUMNS + 8);
+        e3.add(o3).intoArray(tile, 3 * TILE_COLUMNS + 8);
+        for (int j = 0; j < THIN; j++) {
+            for (int r = 0; r < TILE_ROWS; r++) {
+                tile[r * TILE_COLUMNS + j] = tile[j * TILE_COLUMNS + 8 + r];
+            }
+        }
     }
 }

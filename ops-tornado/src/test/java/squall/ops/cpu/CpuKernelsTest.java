@@ -56,6 +56,10 @@ class CpuKernelsTest {
                 new Conv("pointwise 70->64 on 57x56 (64 output channels: the GEMM)", 1, 70, 57, 56, 64, 1, 1, 1, false,
                         GemmConv.class),
                 new Conv("pointwise 40->17 on 33x1", 1, 40, 33, 1, 17, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise 97->30 on 14x14, residual (a thin 4-column strip, odd depth)", 1, 97, 14, 14, 30, 1,
+                        1, 1, true, GemmConv.class),
+                new Conv("pointwise 301->250 on 6x6, residual (panel by panel, B packed once, a thin strip, odd depth)",
+                        1, 301, 6, 6, 250, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise 600->29 on 13x15, batch 3, residual (strips in several L2 blocks, across images)",
                         3, 600, 13, 15, 29, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise 260->257 on 9x10, batch 6, residual (267 KiB of weights: panel by panel over 2 "
