@@ -104,13 +104,16 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
      * Where this kernel beats {@link DepthwiseConv} (measured). Against its phase planes: 0.25-0.7x
      * the time on 7x7-28x28 outputs, a tie at 28x28 for 5x5 stride 1, a loss on 56x56. Against its
      * direct kernels ({@code direct}: 3x3 and 5x5 stride 1, 3x3 stride 2, reading the planes in
-     * place since round 7) only at 8 wide or less, and for 3x3 stride 1 below 7 wide (2 threads):
-     * 5x5 1152@7 0.145 vs 0.195 ms, 3x3 s2 576@14 (7 wide) 0.071 vs 0.088, but 3x3 960@7 0.053 vs
-     * 0.040.
+     * place since round 7) below 7 wide, and at 7 or 8 wide for 5x5 stride 1 only (2 threads): 5x5
+     * 1152@7 0.145 vs 0.195 ms, but 3x3 960@7 0.053 vs 0.040. Stride 2 to 7 wide looked better here
+     * in isolation (3x3 576@14 0.071 vs 0.088 ms) but is not in a network, where the input was just
+     * written by both cores and each 16-channel gather touches 16 planes: mobilenet_v1's 512@14 s2
+     * 0.10-0.12 -> 0.05 ms direct, mobilenet_v2's 576@14 s2 0.104 -> 0.046, v3_small's 5x5 288@14 s2
+     * 0.065 -> 0.058. b0's 5x5 1152@7 (stride 1) stays faster here in the network too (0.155 vs 0.23).
      */
     public static boolean beatsPlanes(int outWidth, int kernelH, int kernelW, int stride, boolean direct) {
         if (direct) {
-            return outWidth <= 8 && !(kernelH == 3 && stride == 1 && outWidth >= 7);
+            return outWidth <= 8 && !(outWidth >= 7 && (kernelH == 3 || stride > 1));
         }
         return outWidth <= 14 || outWidth <= 28 && (stride > 1 || kernelH == 3 && kernelW == 3);
     }
