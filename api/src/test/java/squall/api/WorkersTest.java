@@ -3,6 +3,7 @@ package squall.api;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.Test;
@@ -16,6 +17,25 @@ class WorkersTest {
             w.forEach(hits.length(), hits::incrementAndGet);
             for (int i = 0; i < hits.length(); i++) {
                 assertEquals(1, hits.get(i), "job " + job + " task " + i);
+            }
+        }
+    }
+
+    @Test
+    void withTwoThreadsTheCallerRunsAFrontRangeAndTheHelperTheRest() {
+        Workers w = Workers.of(2);
+        Thread caller = Thread.currentThread();
+        for (int job = 0; job < 2000; job++) {
+            AtomicIntegerArray hits = new AtomicIntegerArray(1 + job % 37);
+            boolean[] byCaller = new boolean[hits.length()];
+            w.forEach(hits.length(), i -> {
+                hits.incrementAndGet(i);
+                byCaller[i] = Thread.currentThread() == caller;
+            });
+            for (int i = 0; i < hits.length(); i++) {
+                assertEquals(1, hits.get(i), "job " + job + " task " + i);
+                // Tasks the helper ran never come before one the caller ran.
+                assertTrue(i == 0 || byCaller[i - 1] || !byCaller[i], "job " + job + " task " + i);
             }
         }
     }
