@@ -75,6 +75,8 @@ class CpuKernelsTest {
                         2, 1, false, StemConv.class),
                 new Conv("stem 3x3 s2 3->21 on 70x68 (direct: 3 channel tiles, the last partial; a one-vector tile)", 1,
                         3, 70, 68, 21, 3, 2, 1, false, StemConv.class),
+                new Conv("stem 3x3 s2 3->16 on 130x129, batch 2 (direct: whole tiles stored from registers, then a "
+                        + "1-column tile)", 2, 3, 130, 129, 16, 3, 2, 1, false, StemConv.class),
                 new Conv("stem 3x3 s2 3->32 on 15x17 with residual (im2col, then the GEMM)", 1, 3, 15, 17, 32, 3, 2, 1,
                         true, GemmConv.class),
                 new Conv("dense 3x3 s1 5->9 on 29x30 with residual (shallow im2col)", 1, 5, 29, 30, 9, 3, 1, 1, true,
