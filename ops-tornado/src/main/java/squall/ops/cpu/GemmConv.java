@@ -222,6 +222,12 @@ public final class GemmConv implements CpuKernel {
     private void panelTimesStrip(int panel, MemorySegment packed, int s, int first, int totalColumns, int pixels,
                                  int outStart, int outSize, float[] tile) {
         int width = Math.min(PackedGemm.TILE_COLUMNS, totalColumns - first);
+        int p0 = first % pixels;
+        if (width == PackedGemm.TILE_COLUMNS && p0 + width <= pixels && residual == null && gemm.storesWhole(panel)) {
+            gemm.multiplyWhole(panel, packed, s * gemm.stripSize(), output, outStart + first / pixels * outSize + p0,
+                    pixels);
+            return;
+        }
         gemm.multiply(panel, packed, s * gemm.stripSize(), width, tile);
         gemm.activate(tile, panel);
         for (int c = 0; c < width; ) {
