@@ -13,8 +13,8 @@ import squall.ops.Split;
 /**
  * A fully connected layer y[n, m] = act(x[n, :] · weight[m, :] + bias[m]) + residual[n, m]: torch
  * Linear, and a 1x1 conv on 1x1 maps (squeeze-excite). Few rows of x, so the weights are streamed
- * once per pair of rows: four output features by two rows per step, dot products along the
- * vector lanes, each reduced at the end.
+ * once: four output features by two rows per step, every pair of rows in turn, dot products along
+ * the vector lanes, each reduced at the end.
  */
 public final class Dense implements CpuKernel {
     private static final int FEATURES_PER_STEP = 4;
@@ -46,9 +46,12 @@ public final class Dense implements CpuKernel {
     @Override
     public void run(Workers workers) {
         int steps = (outFeatures + FEATURES_PER_STEP - 1) / FEATURES_PER_STEP;
+        // Feature blocks outside, rows inside: each block's 4 weight rows serve every pair of rows
+        // while in L1, so the weights stream from memory once, not once per pair (batch 8 1280->1000
+        // cold 0.57-0.61 -> 0.55 ms, warm 0.42 -> 0.40).
         Split.ranges(workers, steps, (from, to) -> {
-            for (int n = 0; n < rows; n += 2) {
-                for (int step = from; step < to; step++) {
+            for (int step = from; step < to; step++) {
+                for (int n = 0; n < rows; n += 2) {
                     int m = step * FEATURES_PER_STEP;
                     if (m + FEATURES_PER_STEP <= outFeatures) {
                         fourFeatures(n, Math.min(n + 1, rows - 1), m);
