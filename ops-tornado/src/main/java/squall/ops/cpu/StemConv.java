@@ -14,9 +14,9 @@ import squall.ops.Split;
  * each channel are split once into their even and odd columns (with the left padding in front),
  * so that every tap of a stride-2 window is a plain vector load at the output column; a tile of 8
  * output channels x 2 vectors of pixels then sums its 27 taps in 16 registers, and is stored
- * once with its bias and clamp, from the registers. The im2col route wrote and re-read a 27-row matrix the
- * size of 9 input images (1.35 MB at 224x224), and in a network ran 0.48-0.54 ms (2 threads) on
- * mobilenet_v1's 3->32 stem.
+ * once with its bias and clamp, from the registers. The im2col route wrote and re-read a 27-row
+ * matrix the size of 9 input images (1.35 MB at 224x224), and in a network ran 0.48-0.54 ms (2
+ * threads) on mobilenet_v1's 3->32 stem.
  */
 public final class StemConv implements CpuKernel {
     /** Output channels of a tile. */
