@@ -273,7 +273,8 @@ class JvmBackendTest {
     /**
      * A batch runs its steps on maps over 14x14 image by image, the rest as one batch: the same
      * outputs as the whole batch planned as one (the cut moves no sum across images) and as each
-     * image run alone, and only the tail's buffers are sized for the batch.
+     * image run alone, and only the tail's buffers are sized for the batch. With two threads each
+     * runs whole images of the head on its own buffers (three images: one thread takes two).
      */
     @ParameterizedTest
     @ValueSource(ints = {1, 2})
