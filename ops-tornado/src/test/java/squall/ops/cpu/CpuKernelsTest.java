@@ -52,6 +52,8 @@ class CpuKernelsTest {
                 new Conv("pointwise 32->14 on 31x29, batch 2, residual", 2, 32, 31, 29, 14, 1, 1, 1, true,
                         ShallowPointwise.class),
                 new Conv("pointwise 150->7 on 57x56", 1, 150, 57, 56, 7, 1, 1, 1, false, ShallowPointwise.class),
+                new Conv("pointwise 20->23 on 30x28 (rows by six, four, then one)", 1, 20, 30, 28, 23, 1, 1, 1, false,
+                        ShallowPointwise.class),
                 new Conv("pointwise 49->40 on 28x28", 1, 49, 28, 28, 40, 1, 1, 1, false, GemmConv.class),
                 new Conv("pointwise 70->64 on 57x56 (64 output channels: the GEMM)", 1, 70, 57, 56, 64, 1, 1, 1, false,
                         GemmConv.class),
