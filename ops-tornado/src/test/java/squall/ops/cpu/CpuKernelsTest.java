@@ -54,6 +54,8 @@ class CpuKernelsTest {
                 new Conv("pointwise 150->7 on 57x56", 1, 150, 57, 56, 7, 1, 1, 1, false, ShallowPointwise.class),
                 new Conv("pointwise 20->23 on 30x28 (rows by six, four, then one)", 1, 20, 30, 28, 23, 1, 1, 1, false,
                         ShallowPointwise.class),
+                new Conv("pointwise 16->71 on 57x58, batch 2, residual (row blocks over groups of whole chunks, then a "
+                        + "partial chunk)", 2, 16, 57, 58, 71, 1, 1, 1, true, ShallowPointwise.class),
                 new Conv("pointwise 49->40 on 28x28", 1, 49, 28, 28, 40, 1, 1, 1, false, GemmConv.class),
                 new Conv("pointwise 70->64 on 57x56 (64 output channels: the GEMM)", 1, 70, 57, 56, 64, 1, 1, 1, false,
                         GemmConv.class),
