@@ -179,6 +179,8 @@ class CpuKernelsTest {
         check("add", Attributes.EMPTY, List.of(x, x), random, null, "residual add");
         check("global_avg_pool", Attributes.EMPTY, List.of(x), random, null, "global average pool");
         check("global_avg_pool", Attributes.EMPTY, List.of(Shape.of(3, 5, 1, 1)), random, null, "pool of 1x1");
+        check("global_avg_pool", Attributes.EMPTY, List.of(Shape.of(2, 5, 15, 10)), random, null,
+                "pool of 150 pixels: 4-vector steps, one vector, a partial one");
         for (String activation : List.of("relu", "relu6", "sigmoid", "silu", "hardsigmoid", "hardswish")) {
             check(activation, Attributes.EMPTY, List.of(Shape.of(3, 7, 5, 11)), random, null, activation);
         }
