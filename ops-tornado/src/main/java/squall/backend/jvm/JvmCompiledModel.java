@@ -117,6 +117,8 @@ public final class JvmCompiledModel implements CompiledModel {
     /**
      * Runs once on {@code input}, adding each step's time to {@code stepNanos} (sized by
      * {@link #steps}), and returns the output: a per-layer profile of exactly what run() does.
+     * Where threads run a batch's head image by image side by side, its steps get shares of the
+     * head's wall time in proportion to the threads' time in each, so the steps add up to the run.
      */
     public Tensor profile(Tensor input, long[] stepNanos) {
         String name = model.graph().inputs().keySet().iterator().next();

@@ -423,6 +423,7 @@ final class Plan {
             }
             var next = new java.util.concurrent.atomic.AtomicInteger();
             long[][] nanos = new long[threads][];
+            long start = System.nanoTime();
             workers.forEach(threads, t -> {
                 nanos[t] = stepNanos == null ? null : new long[stepNanos.length];
                 for (int n = next.getAndIncrement(); n < images; n = next.getAndIncrement()) {
@@ -430,11 +431,25 @@ final class Plan {
                 }
             });
             if (stepNanos != null) {
-                for (long[] own : nanos) {
-                    for (int s = 0; own != null && s < own.length; s++) {
-                        stepNanos[s] += own[s];
-                    }
+                addShares(stepNanos, nanos, System.nanoTime() - start);
+            }
+        }
+
+        /**
+         * The head's wall time shared among its steps in proportion to the threads' time in each,
+         * so that a profile's steps still add up to the run.
+         */
+        private static void addShares(long[] stepNanos, long[][] threadNanos, long wall) {
+            long[] sums = new long[stepNanos.length];
+            long total = 0;
+            for (long[] own : threadNanos) {
+                for (int s = 0; own != null && s < own.length; s++) {
+                    sums[s] += own[s];
+                    total += own[s];
                 }
+            }
+            for (int s = 0; s < sums.length && total > 0; s++) {
+                stepNanos[s] += Math.round((double) wall * sums[s] / total);
             }
         }
 
