@@ -410,11 +410,12 @@ final class Plan {
          */
         private void runHead(Workers workers, long[] stepNanos) {
             int images = shapes.get(model.graph().inputs().keySet().iterator().next()).dim(0);
-            int threads = Math.min(workers.count(), images);
-            while (headExecutions.size() < threads) {
-                head.checkHeap(head.runBytes);
+            int wanted = Math.min(workers.count(), images);
+            while (headExecutions.size() < wanted && headFits()) {
                 headExecutions.add(head.new Execution());
             }
+            // Without the heap for another set of the head's buffers, fewer threads take images.
+            int threads = headExecutions.size();
             if (threads == 1) {
                 for (int n = 0; n < images; n++) {
                     runHeadImage(headExecutions.getFirst(), n, workers, stepNanos);
@@ -432,6 +433,16 @@ final class Plan {
             });
             if (stepNanos != null) {
                 addShares(stepNanos, nanos, System.nanoTime() - start);
+            }
+        }
+
+        /** Whether the heap has room for another set of the head's buffers (checked before making one). */
+        private boolean headFits() {
+            try {
+                head.checkHeap(head.runBytes);
+                return true;
+            } catch (SquallException e) {
+                return false;
             }
         }
 

@@ -151,8 +151,8 @@ public final class PackedGemm {
                 v.blend(0f, v.abs().lt(Float.MIN_NORMAL)).intoMemorySegment(strip, to + 4L * j, NATIVE);
             }
             if (width - j > 4) {
-                // Masked, not scalar, past 4 columns: on 7x7 maps at batch 8 strips are pieced from images
-                // (17 + 15, 2 + 30, ...), and scalar tails made the SE-gated 576->96 @7 (v3_small) 1.4x
+                // Masked, not scalar, past 4 columns: on 7x7 maps at batch 8 strips are pieced from
+                // images (17 + 15, 2 + 30, ...), and scalar tails made the SE-gated 576->96 @7 1.4x
                 // slower than unscaled; masked 0.42 -> 0.35 ms. For 1-4 columns scalar is faster.
                 VectorMask<Float> valid = Vectors.firstLanes(width - j);
                 FloatVector v = FloatVector.fromArray(SPECIES, b, bAt + j, valid).mul(factor);
@@ -240,9 +240,9 @@ public final class PackedGemm {
      * out = act(tile + bias) + residual for the panel's real rows and tile columns [tileColumn,
      * tileColumn + count), written to out[outAt + row·outStride + j] (residual at the same index,
      * null for none); for other activations than a clamp, hardswish or silu, the tile is already
-     * act(tile + bias) ({@link #activate}). Kept apart from the microkernels so that each stays small enough for C2
-     * to inline every vector operation (a vector passed to a call that is not inlined is boxed:
-     * ~100x slower).
+     * act(tile + bias) ({@link #activate}). Kept apart from the microkernels so that each stays
+     * small enough for C2 to inline every vector operation (a vector passed to a call that is not
+     * inlined is boxed: ~100x slower).
      */
     public void store(float[] tile, int panel, int tileColumn, int count, float[] residual, float[] out, int outAt,
                       int outStride) {
