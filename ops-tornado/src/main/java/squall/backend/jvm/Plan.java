@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicInteger;
 import squall.api.CpuKernel;
 import squall.api.Graph;
 import squall.api.KernelCall;
@@ -422,7 +423,7 @@ final class Plan {
                 }
                 return;
             }
-            var next = new java.util.concurrent.atomic.AtomicInteger();
+            var next = new AtomicInteger();
             long[][] nanos = new long[threads][];
             long start = System.nanoTime();
             workers.forEach(threads, t -> {

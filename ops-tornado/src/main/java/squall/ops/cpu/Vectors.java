@@ -96,7 +96,7 @@ public final class Vectors {
         int i = 0;
         for (; i + LANES <= count; i += LANES) {
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i);
-            v = ONE.div(exp(v.neg()).add(ONE));
+            v = ONE.div(expNegative(v).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i));
@@ -106,7 +106,7 @@ public final class Vectors {
         if (i < count) {
             VectorMask<Float> valid = firstLanes(count - i);
             FloatVector v = FloatVector.fromArray(SPECIES, x, xAt + i, valid);
-            v = ONE.div(exp(v.neg()).add(ONE));
+            v = ONE.div(expNegative(v).add(ONE));
             v = v.blend(ZERO, v.abs().lt(Float.MIN_NORMAL));
             if (residual != null) {
                 v = v.add(FloatVector.fromArray(SPECIES, residual, yAt + i, valid));
@@ -200,54 +200,32 @@ public final class Vectors {
         }
     }
 
-    private static final FloatVector LOG2_E = FloatVector.broadcast(SPECIES, 1.44269504f);
     /** 1.5·2^23: adding it rounds a float below 2^22 to an integer, which then sits in the low mantissa bits. */
     private static final float ROUNDER = 12582912f;
-    private static final FloatVector EXP_LOWEST = FloatVector.broadcast(SPECIES, -87f);
-    private static final FloatVector EXP_HIGHEST = FloatVector.broadcast(SPECIES, 88f);
+    private static final FloatVector NEG_LOG2_E = FloatVector.broadcast(SPECIES, -1.44269504f);
+    private static final FloatVector NEG_EXP_LOWEST = FloatVector.broadcast(SPECIES, 87f);
+    private static final FloatVector NEG_EXP_HIGHEST = FloatVector.broadcast(SPECIES, -88f);
 
     /**
-     * e^x for x clamped to [-87, 88] (so 2^n stays a normal float), from adds, multiplies and fmas
-     * only: Cody and Waite's range reduction x = n·ln 2 + r, then Cephes' degree-6 polynomial for
-     * e^r (about 1 ulp). Unlike {@code lanewise(EXP)}, which C2 compiles to Intel's SVML while
-     * cold code calls Math.exp, these are correctly rounded IEEE operations in compiled and
-     * interpreted code alike, so a model gives the same bits on its first run as on its 1000th.
-     */
-    static FloatVector exp(FloatVector x) {
-        // Compares and blends, not max/min: those follow Math.max/min's NaN and -0.0 rules and cost
-        // here as much as the polynomial (silu 1.11 -> 0.89 ns per float; a NaN stays NaN either way).
-        x = x.blend(EXP_LOWEST, x.lt(EXP_LOWEST));
-        x = x.blend(EXP_HIGHEST, x.compare(VectorOperators.GT, EXP_HIGHEST));
-        FloatVector rounded = x.fma(LOG2_E, FloatVector.broadcast(SPECIES, ROUNDER));
-        FloatVector n = rounded.sub(ROUNDER);
-        // r = x − n·ln 2 in two parts (Cody and Waite), each an fma: exact products, fewer operations.
-        FloatVector r = n.fma(FloatVector.broadcast(SPECIES, -0.693359375f), x);
-        r = n.fma(FloatVector.broadcast(SPECIES, 2.12194440e-4f), r);
-        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 8.3334519073e-3f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 4.1665795894e-2f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 1.6666665459e-1f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 5.0000001201e-1f));
-        p = p.fma(r.mul(r), r).add(1f);
-        // 2^n: the integer n (in rounded's low bits) moved into the exponent field.
-        FloatVector twoToN = rounded.reinterpretAsInts().sub(Float.floatToRawIntBits(ROUNDER) - 127)
-                .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
-        return p.mul(twoToN);
-    }
-
-    /**
-     * e^-v, as {@link #exp} of -v with the negation folded into the constants (the odd terms of
-     * the polynomial change sign), for silu: v / (1 + e^-v). Clamped to [e^-87, e^88], so silu's
-     * result is subnormal only where v is, and silu needs no flush to zero (sigmoid does: 1 / (1
-     * + e^88) is subnormal). One negation and the flush's three operations fewer than with exp:
-     * silu 0.75 -> 0.62 ns per float.
+     * e^-v for v clamped to [-88, 87] (so 2^n stays a normal float), from adds, multiplies and fmas
+     * only: Cody and Waite's range reduction -v = n·ln 2 + r, then Cephes' degree-6 polynomial for
+     * e^r (about 1 ulp), with the negation folded into the constants (the polynomial's odd terms
+     * change sign): for sigmoid 1 / (1 + e^-v) and silu v / (1 + e^-v). Unlike {@code
+     * lanewise(EXP)}, which C2 compiles to Intel's SVML while cold code calls Math.exp, these are
+     * correctly rounded IEEE operations in compiled and interpreted code alike, so a model gives
+     * the same bits on its first run as on its 1000th. With e^-v at most e^88, silu's result is
+     * subnormal only where v is, so silu needs no flush to zero (sigmoid does: 1 / (1 + e^88) is
+     * subnormal). Against e^x of a negated v, one negation and silu's flush fewer: silu 0.75 ->
+     * 0.62 ns per float.
      */
     static FloatVector expNegative(FloatVector v) {
+        // Compares and blends, not max/min: those follow Math.max/min's NaN and -0.0 rules and cost
+        // here as much as the polynomial (silu 1.11 -> 0.89 ns per float; a NaN stays NaN either way).
         v = v.blend(NEG_EXP_HIGHEST, v.lt(NEG_EXP_HIGHEST));
         v = v.blend(NEG_EXP_LOWEST, v.compare(VectorOperators.GT, NEG_EXP_LOWEST));
         FloatVector rounded = v.fma(NEG_LOG2_E, FloatVector.broadcast(SPECIES, ROUNDER));
         FloatVector n = rounded.sub(ROUNDER);
-        // s = -r = v + n·ln 2, in the same two parts as exp's r.
+        // s = -r = v + n·ln 2 in two parts (Cody and Waite), each an fma: exact products, fewer operations.
         FloatVector s = n.fma(FloatVector.broadcast(SPECIES, 0.693359375f), v);
         s = n.fma(FloatVector.broadcast(SPECIES, -2.12194440e-4f), s);
         FloatVector p = s.fma(-1.9875691500e-4f, 1.3981999507e-3f);
@@ -256,14 +234,11 @@ public final class Vectors {
         p = p.fma(s, FloatVector.broadcast(SPECIES, -1.6666665459e-1f));
         p = p.fma(s, FloatVector.broadcast(SPECIES, 5.0000001201e-1f));
         p = p.fma(s.mul(s), ONE.sub(s));
+        // 2^n: the integer n (in rounded's low bits) moved into the exponent field.
         FloatVector twoToN = rounded.reinterpretAsInts().sub(Float.floatToRawIntBits(ROUNDER) - 127)
                 .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
         return p.mul(twoToN);
     }
-
-    private static final FloatVector NEG_LOG2_E = FloatVector.broadcast(SPECIES, -1.44269504f);
-    private static final FloatVector NEG_EXP_LOWEST = FloatVector.broadcast(SPECIES, 87f);
-    private static final FloatVector NEG_EXP_HIGHEST = FloatVector.broadcast(SPECIES, -88f);
 
     /** The lanes of lanes[at, at + LANES) summed first to last: a fixed order, unlike reduceLanes(ADD). */
     public static float sumLanes(float[] lanes, int at) {
