@@ -248,6 +248,14 @@ public final class GemmConv implements CpuKernel {
     private void pack(float[] b, int bImageSize, int pixels, int first, int width, MemorySegment strip, int at) {
         int depth = gemm.stripSize() / PackedGemm.TILE_COLUMNS;
         int stride = PackedGemm.rowStride(width);
+        int p0 = first % pixels;
+        int split = pixels - p0;
+        if (width == PackedGemm.TILE_COLUMNS && split < width && pixels >= width) {
+            int n = first / pixels;
+            PackedGemm.packTwoPieces(b, n * bImageSize + p0, (n + 1) * bImageSize, pixels, depth, split, strip, at,
+                    inputScale, n * depth, (n + 1) * depth);
+            return;
+        }
         for (int c = 0; c < width; ) {
             int n = (first + c) / pixels;
             int p = (first + c) % pixels;

@@ -140,6 +140,53 @@ public final class PackedGemm {
         }
     }
 
+    /**
+     * A whole strip ({@link #TILE_COLUMNS} columns) pieced from two images, as on 7x7 maps at
+     * batch 8: columns [0, split) are b's rows from {@code bAt} (one image), the others b's rows
+     * from {@code nextAt} (the next image), each row {@code bStride} floats on and scaled as in
+     * {@link #packStrip} (factors from scaleAt and nextScaleAt). Each piece is copied as two whole
+     * vectors, the second piece at column {@code split} over the first piece's extra lanes; its
+     * lanes past the row land at the start of the next row, which is packed after it (the last
+     * row's are masked). Both pieces are read as whole vectors, so the second image needs at least
+     * {@link #TILE_COLUMNS} pixels a row. Copied piece by piece (a row copy or masked vectors per
+     * piece and row), the packing took 40% of the SE-gated 576->96 @7 at batch 8.
+     */
+    public static void packTwoPieces(float[] b, int bAt, int nextAt, int bStride, int depth, int split,
+                                     MemorySegment strip, int at, float[] scale, int scaleAt, int nextScaleAt) {
+        long to = 4L * at;
+        long second = 4L * split;
+        for (int k = 0; k < depth; k++, to += 4 * TILE_COLUMNS, bAt += bStride, nextAt += bStride) {
+            FloatVector v0 = FloatVector.fromArray(SPECIES, b, bAt);
+            FloatVector v1 = FloatVector.fromArray(SPECIES, b, bAt + LANES);
+            FloatVector u0 = FloatVector.fromArray(SPECIES, b, nextAt);
+            FloatVector u1 = FloatVector.fromArray(SPECIES, b, nextAt + LANES);
+            if (scale != null) {
+                float factor = scale[scaleAt + k];
+                float nextFactor = scale[nextScaleAt + k];
+                v0 = v0.mul(factor);
+                v0 = v0.blend(0f, v0.abs().lt(Float.MIN_NORMAL));
+                v1 = v1.mul(factor);
+                v1 = v1.blend(0f, v1.abs().lt(Float.MIN_NORMAL));
+                u0 = u0.mul(nextFactor);
+                u0 = u0.blend(0f, u0.abs().lt(Float.MIN_NORMAL));
+                u1 = u1.mul(nextFactor);
+                u1 = u1.blend(0f, u1.abs().lt(Float.MIN_NORMAL));
+            }
+            v0.intoMemorySegment(strip, to, NATIVE);
+            v1.intoMemorySegment(strip, to + 4 * LANES, NATIVE);
+            if (k + 1 < depth) {
+                u0.intoMemorySegment(strip, to + second, NATIVE);
+                u1.intoMemorySegment(strip, to + second + 4 * LANES, NATIVE);
+            } else {
+                int rest = TILE_COLUMNS - split;
+                u0.intoMemorySegment(strip, to + second, NATIVE, Vectors.firstLanes(rest));
+                if (rest > LANES) {
+                    u1.intoMemorySegment(strip, to + second + 4 * LANES, NATIVE, Vectors.firstLanes(rest - LANES));
+                }
+            }
+        }
+    }
+
     private static void packScaled(float[] b, int bAt, int bStride, int depth, int width, MemorySegment strip, int at,
                                    int stride, float[] scale, int scaleAt) {
         long to = 4L * at;
