@@ -301,11 +301,39 @@ public final class PackedGemm {
      * null for none); for other activations than a clamp, hardswish or silu, the tile is already
      * act(tile + bias) ({@link #activate}). Kept apart from the microkernels so that each stays
      * small enough for C2 to inline every vector operation (a vector passed to a call that is not
-     * inlined is boxed: ~100x slower).
+     * inlined is boxed: ~100x slower). A whole strip's rows go as two vectors each, without the
+     * loop and its masked tail: 96->576 @14 hardswish at batch 8 1.38 -> 1.27 ms, 112->672 @14
+     * silu at batch 1 0.276 -> 0.263, 240->40 @14 with a residual at batch 8 0.280 -> 0.272.
      */
     public void store(float[] tile, int panel, int tileColumn, int count, float[] residual, float[] out, int outAt,
                       int outStride) {
         int firstRow = panel * TILE_ROWS;
+        if (count == TILE_COLUMNS) {
+            // The loop below with its masked tail, but no masks: written out again (a helper for
+            // the activation was not always inlined, and then boxed its vectors).
+            for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
+                float rowBias = clampOnly || hardswish || silu ? bias[row] : 0f;
+                int at = outAt + row * outStride;
+                int tileAt = (row - firstRow) * TILE_COLUMNS;
+                for (int c = 0; c < TILE_COLUMNS; c += LANES) {
+                    FloatVector v = FloatVector.fromArray(SPECIES, tile, tileAt + c).add(rowBias);
+                    if (hardswish) {
+                        FloatVector r = v.add(3f);
+                        r = r.blend(0f, r.compare(VectorOperators.LE, 0f));
+                        v = v.mul(r.blend(6f, r.compare(VectorOperators.GE, 6f))).div(6f);
+                    } else if (silu) {
+                        v = v.div(Vectors.expNegative(v).add(1f));
+                    } else {
+                        v = v.max(lower).min(upper);
+                    }
+                    if (residual != null) {
+                        v = v.add(FloatVector.fromArray(SPECIES, residual, at + c));
+                    }
+                    v.intoArray(out, at + c);
+                }
+            }
+            return;
+        }
         for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
             float rowBias = clampOnly || hardswish || silu ? bias[row] : 0f;
             int at = outAt + row * outStride;
