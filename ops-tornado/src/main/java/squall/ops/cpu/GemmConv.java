@@ -70,7 +70,7 @@ public final class GemmConv implements CpuKernel {
                     float[] inputScale) {
         int depth = inChannels * window[0] * window[1];
         this.gemm = new PackedGemm(weight, weightConstant, bias, outChannels, depth, activation);
-        this.shallow = columnsScratch != null && ShallowPointwise.beatsTheGemm(depth, outChannels, outHeight * outWidth)
+        this.shallow = columnsScratch != null && ShallowPointwise.beatsTheGemmOnColumns(depth, outChannels, outHeight * outWidth)
                 ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
                         outHeight * outWidth, activation, null) : null;
         if (inputScale != null && columnsScratch != null) {

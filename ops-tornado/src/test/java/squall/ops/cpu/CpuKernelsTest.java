@@ -87,6 +87,8 @@ class CpuKernelsTest {
                         GemmConv.class),
                 new Conv("dense 3x3 s1 24->24 on 9x9 with residual (Fused-MBConv)", 1, 24, 9, 9, 24, 3, 1, 1, true,
                         GemmConv.class),
+                new Conv("dense 3x3 s1 25->21 on 57x56, batch 2, residual (K = 225: the shallow kernel over im2col)",
+                        2, 25, 57, 56, 21, 3, 1, 1, true, GemmConv.class),
                 new Conv("dense 3x3 s2 on a 1x1 map", 2, 5, 1, 1, 7, 3, 2, 1, false, GemmConv.class),
                 new Conv("depthwise 3x3 s1 on 37x19, batch 2, residual (NCHW direct, two edge vectors)", 2, 20, 37, 19,
                         20, 3, 1, 20, true, DepthwiseConv.class),
