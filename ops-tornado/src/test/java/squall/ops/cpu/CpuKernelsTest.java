@@ -134,6 +134,8 @@ class CpuKernelsTest {
                 new Conv("depthwise 5x5 s1 on 14x14 (NCHW direct, one vector)", 2, 7, 14, 14, 7, 5, 1, 7, false,
                         DepthwiseConv.class),
                 new Conv("depthwise 5x5 s1 on 9x7", 2, 7, 9, 7, 7, 5, 1, 7, false, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s1 on 7x7, batch 2, residual (channels in lanes: 4 + 3 pixels a row, a "
+                        + "partial block of channels)", 2, 40, 7, 7, 40, 5, 1, 40, true, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 5x5 s2 on 7x7", 1, 9, 7, 7, 9, 5, 2, 9, false, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 5x5 s2 on 2x3", 2, 3, 2, 3, 3, 5, 2, 3, true, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 3x3 s1 on a 1x1 map", 3, 33, 1, 1, 33, 3, 1, 33, false,
