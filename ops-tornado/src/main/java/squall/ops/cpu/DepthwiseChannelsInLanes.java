@@ -121,9 +121,9 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     @Override
     public void run(Workers workers) {
         Split.ranges(workers, batch * blocks, (from, to) -> {
-            // Zeroed once per task: the border is never written by gather.
-            // Slack for the pixels a 4-pixel step computes past the last row's end.
-            float[] tile = Scratch.zeroed((paddedHeight * paddedWidth + 3 * stride) * LANES);
+            // Zeroed once per task: the border is never written by gather. Past the tile, the sums of
+            // a 4-pixel step ({@link #convolve5Wide}).
+            float[] tile = Scratch.zeroed(sumsAt() + 4 * LANES);
             for (int item = from; item < to; item++) {
                 int image = item / blocks;
                 int firstChannel = item % blocks * LANES;
@@ -207,28 +207,36 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     /**
      * Kernels 5 wide (5x5 on 7x7 maps: MobileNetV3's and EfficientNet's last stages), four output
      * pixels at a time ({@link #fourPixels}: four chains of FMAs where {@link #convolveAnySize} has
-     * two, each pixel's taps in {@link DepthwiseConv}'s order), stored from the sums array. No
+     * two, each pixel's taps in {@link DepthwiseConv}'s order), stored from the tile's sums. No
      * vector crosses a call: written as one method, C2 declined to inline some of the stores
      * (NodeCountInliningCutoff) and boxed their vectors, slower than two pixels at a time. This
      * way, 2 threads: 5x5 576@7 0.059 -> 0.053 ms (batch 8: 0.47 -> 0.43), 1152@7 silu 0.146 -> 0.114.
      * Past a row's last pixel a sum reads the next row (or the tile's slack) and is not stored.
      */
     private void convolve5Wide(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
-        float[] sums = new float[4 * LANES];
         int weights = block * kernelH * 5 * LANES;
+        int sums = sumsAt();
         for (int oy = 0; oy < outHeight; oy++) {
             for (int ox = 0; ox < outWidth; ox += 4) {
                 fourPixels(tile, (oy * stride * paddedWidth + ox * stride) * LANES, weights, block * LANES, sums);
                 int at = base + oy * outWidth + ox;
                 for (int q = 0; q < Math.min(4, outWidth - ox); q++) {
-                    storeSum(sums, q * LANES, at + q, lanes, valid);
+                    storeSum(tile, sums + q * LANES, at + q, lanes, valid);
                 }
             }
         }
     }
 
-    /** sums[q·LANES ..] = bias + the 5-wide kernel's taps at output pixels q = 0..3 from the tile's {@code row}. */
-    private void fourPixels(float[] tile, int row, int weights, int biasAt, float[] sums) {
+    /**
+     * Floats of the tile: the padded input block, plus slack for the pixels a 4-pixel step computes
+     * past the last row's end; the step's sums go after it.
+     */
+    private int sumsAt() {
+        return (paddedHeight * paddedWidth + 3 * stride) * LANES;
+    }
+
+    /** tile[sums + q·LANES ..] = bias + the 5-wide kernel's taps at output pixels q = 0..3 from the tile's {@code row}. */
+    private void fourPixels(float[] tile, int row, int weights, int biasAt, int sums) {
         FloatVector s0 = FloatVector.fromArray(SPECIES, packedBias, biasAt);
         FloatVector s1 = s0;
         FloatVector s2 = s0;
@@ -244,14 +252,14 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                 s3 = FloatVector.fromArray(SPECIES, tile, at + 3 * step).fma(weight, s3);
             }
         }
-        s0.intoArray(sums, 0);
-        s1.intoArray(sums, LANES);
-        s2.intoArray(sums, 2 * LANES);
-        s3.intoArray(sums, 3 * LANES);
+        s0.intoArray(tile, sums);
+        s1.intoArray(tile, sums + LANES);
+        s2.intoArray(tile, sums + 2 * LANES);
+        s3.intoArray(tile, sums + 3 * LANES);
     }
 
-    private void storeSum(float[] sums, int at, int pixel, int[] lanes, VectorMask<Float> valid) {
-        store(FloatVector.fromArray(SPECIES, sums, at), pixel, lanes, valid);
+    private void storeSum(float[] tile, int at, int pixel, int[] lanes, VectorMask<Float> valid) {
+        store(FloatVector.fromArray(SPECIES, tile, at), pixel, lanes, valid);
     }
 
     /**
