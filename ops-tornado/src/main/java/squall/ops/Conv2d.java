@@ -161,7 +161,7 @@ final class Conv2d implements Operator {
                     outChannels, outHeight, outWidth, g.activation());
         }
         if (g.groups() == 1) {
-            float[] columns = GemmConv.needsColumns(window)
+            float[] columns = GemmConv.needsIm2col(window)
                     ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
             return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window, g.batch(), inChannels,
                     inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns, null);

@@ -161,6 +161,32 @@ class CpuKernelsTest {
         }
     }
 
+    /**
+     * Stride-1 dense convs that read a padded copy of the image (GemmConv's indirect GEMM) with
+     * what {@link #convs} does not vary: dilation, a non-square kernel, padding on some sides only
+     * (no bottom pad: the last row's fill reaches the next plane), a padded 1x1, and grids whose
+     * last strip is partial.
+     */
+    @Test
+    void indirectConvsMatchThePortableKernel() {
+        Random random = new Random(8);
+        // batch, in, height, width, out, kernel h, kernel w, dilation, padding (top, left, bottom, right), residual
+        int[][] cases = {{2, 7, 17, 19, 13, 3, 3, 2, 2, 2, 2, 2, 1}, {1, 9, 11, 23, 26, 5, 3, 1, 1, 2, 0, 0, 0},
+            {2, 6, 8, 5, 12, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 40, 29, 30, 37, 3, 3, 1, 0, 1, 2, 1, 1}};
+        for (int[] c : cases) {
+            int outH = c[2] + c[8] + c[10] - c[7] * (c[5] - 1);
+            int outW = c[3] + c[9] + c[11] - c[7] * (c[6] - 1);
+            List<Shape> shapes = Arrays.asList(Shape.of(c[0], c[1], c[2], c[3]), Shape.of(c[4], c[1], c[5], c[6]),
+                    Shape.of(c[4]), c[12] == 1 ? Shape.of(c[0], c[4], outH, outW) : null);
+            for (String activation : List.of("none", "relu6", "silu", "sigmoid")) {
+                Attributes attributes = Attributes.of("padding", new int[] {c[8], c[9], c[10], c[11]}, "dilation",
+                        c[7], "activation", activation);
+                check("conv2d", attributes, shapes, random, GemmConv.class, "indirect " + Arrays.toString(c) + " "
+                        + activation);
+            }
+        }
+    }
+
     @Test
     void linearMatchesThePortableKernel() {
         Random random = new Random(5);

@@ -78,7 +78,10 @@ public final class LayerBench {
             new Layer("b0 pw 112->672 @14", 112, 14, 672, 1, 1, false, "silu"),
             new Layer("b0 dw5 1152 @7", 1152, 7, 1152, 5, 1, true, "silu"),
             new Layer("v2s fused 3x3 24->96 s2 @112", 24, 112, 96, 3, 2, false, "silu"),
-            new Layer("v2s fused 3x3 24->24 @112", 24, 112, 24, 3, 1, false, "silu"));
+            new Layer("v2s fused 3x3 24->24 @112", 24, 112, 24, 3, 1, false, "silu"),
+            new Layer("v2s fused 3x3 48->192 @56", 48, 56, 192, 3, 1, false, "silu"),
+            new Layer("v2s fused 3x3 64->256 @28", 64, 28, 256, 3, 1, false, "silu"),
+            new Layer("relu fused 3x3 48->192 @56", 48, 56, 192, 3, 1, false, "relu"));
 
     private LayerBench() {
     }
