@@ -338,18 +338,48 @@ public final class GemmConv implements CpuKernel {
             Split.ranges(workers, inChannels, (from, to) -> pad(image * inSize, from, to, padded));
             Split.ranges(workers, strips * panels, (from, to) -> {
                 float[] tile = new float[PackedGemm.tileSize()];
+                int[] pieces = new int[10];
+                int piecesOf = -1;
                 for (int item = from; item < to; item++) {
                     int panel = item % panels;
                     int first = item / panels * PackedGemm.TILE_COLUMNS;
                     gemm.multiplyIndirect(panel, padded, first, steps, tile);
                     gemm.activate(tile, panel);
-                    storeGrid(tile, panel, first, image * outSize);
+                    if (paddedWidth < Vectors.LANES) {
+                        storeGrid(tile, panel, first, image * outSize);
+                        continue;
+                    }
+                    if (piecesOf != first) {
+                        pieces(first, pieces);
+                        piecesOf = first;
+                    }
+                    gemm.storePieces(tile, panel, pieces, residual, output, image * outSize, outHeight * outWidth);
                 }
             });
         }
     }
 
-    /** The tile's grid columns [first, first + 32) that are output pixels, row piece by row piece. */
+    /**
+     * Where the two vectors of the grid's columns [first, first + 32) go in an output plane, for
+     * {@link PackedGemm#storePieces}: with the padded width at least a vector, each vector holds
+     * the end of one output row (its head) and the start of the next (its tail) at most, pad
+     * columns and columns past the last row stored nowhere.
+     */
+    private void pieces(int first, int[] pieces) {
+        for (int j = 0; j < 2; j++) {
+            int q = first + j * Vectors.LANES;
+            int y = q / paddedWidth;
+            int x = q - y * paddedWidth;
+            int tailFrom = Math.min(Vectors.LANES, paddedWidth - x);
+            pieces[5 * j] = y * outWidth + x;
+            pieces[5 * j + 1] = y < outHeight ? Math.max(0, Math.min(Vectors.LANES, outWidth - x)) : 0;
+            pieces[5 * j + 2] = (y + 1) * outWidth + x - paddedWidth;
+            pieces[5 * j + 3] = tailFrom;
+            pieces[5 * j + 4] = y + 1 < outHeight ? Math.min(Vectors.LANES, tailFrom + outWidth) : tailFrom;
+        }
+    }
+
+    /** The tile's grid columns [first, first + 32) that are output pixels, row piece by row piece (maps under a vector wide). */
     private void storeGrid(float[] tile, int panel, int first, int outStart) {
         int end = Math.min(first + PackedGemm.TILE_COLUMNS, outHeight * paddedWidth);
         for (int q = first; q < end; ) {
