@@ -139,6 +139,11 @@ final class Conv2d implements Operator {
                 return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                         outChannels, outHeight * outWidth, g.activation(), inputScale);
             }
+            if (PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
+                return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(),
+                        inChannels, outChannels, outHeight * outWidth, g.activation(), inputScale,
+                        context.scratch(g.batch() * inChannels * outHeight * outWidth));
+            }
             return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window,
                     g.batch(), inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), null,
                     inputScale);
@@ -154,7 +159,7 @@ final class Conv2d implements Operator {
         if (g.groups() == 1 && !GemmConv.needsColumns(window)
                 && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
             return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(), inChannels,
-                    outChannels, outHeight * outWidth, g.activation());
+                    outChannels, outHeight * outWidth, g.activation(), null, null);
         }
         if (StemConv.supports(window, g.groups(), inChannels) && context.input(3) == null) {
             return new StemConv(input, weight, context.isConstant(1), bias, output, window, g.batch(), inChannels, inHeight, inWidth,

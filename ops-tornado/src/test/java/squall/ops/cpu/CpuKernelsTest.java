@@ -218,10 +218,11 @@ class CpuKernelsTest {
 
     /**
      * conv2d with input_scale (a squeeze-and-excitation gate fused into the 1x1 conv after it)
-     * against the portable kernels of what it replaces: mul(x, scale), then conv2d. Both CPU
-     * routes: the shallow kernel (scaled weights per image) and the GEMM (rows of B scaled while
-     * packed, strips across images, and over 256 KiB of weights B packed once for all threads);
-     * with a residual and with a non-clamp activation.
+     * against the portable kernels of what it replaces: mul(x, scale), then conv2d. The three CPU
+     * routes: the shallow kernel (scaled weights per image), the GEMM (rows of B scaled while
+     * packed, strips across images, and over 256 KiB of weights B packed once for all threads) and
+     * channels in lanes on 7x7 maps (the input scaled first); with a residual and with a non-clamp
+     * activation.
      */
     @Test
     void convWithInputScaleMatchesMulThenConv() {
@@ -230,6 +231,8 @@ class CpuKernelsTest {
         checkInputScale(3, 100, 7, 9, 37, "none", true, GemmConv.class, random);
         checkInputScale(1, 200, 14, 14, 30, "silu", false, GemmConv.class, random);
         checkInputScale(2, 300, 9, 11, 230, "silu", true, GemmConv.class, random);
+        checkInputScale(2, 70, 7, 7, 45, "hardswish", true, PointwiseChannelsInLanes.class, random);
+        checkInputScale(1, 96, 7, 7, 40, "none", false, PointwiseChannelsInLanes.class, random);
     }
 
     private static void checkInputScale(int batch, int channels, int height, int width, int outChannels,
