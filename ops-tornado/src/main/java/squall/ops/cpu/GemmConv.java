@@ -8,10 +8,10 @@ import squall.ops.Split;
 
 /**
  * A dense (groups = 1) convolution in NCHW as a {@link PackedGemm} per image: a 1x1 stride-1
- * unpadded conv multiplies the weights by the image itself; another stride-1 conv reads a padded
- * copy of the image through each depth step's offset ({@link #readsPadded}: an indirect GEMM);
- * a strided one first unrolls the image into an im2col matrix [inChannels·kH·kW,
- * outHeight·outWidth] (Chellapilla et al. 2006). Each thread packs a block of B's column strips
+ * unpadded conv multiplies the weights by the image itself; another conv of stride 1 or 2 reads
+ * a padded copy of the image (in phases at stride 2) through each depth step's offset
+ * ({@link #readsPadded}: an indirect GEMM); a larger stride first unrolls the image into an
+ * im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006). Each thread packs a block of B's column strips
  * once and multiplies each strip by every panel of A (or its share of them).
  */
 public final class GemmConv implements CpuKernel {
@@ -60,12 +60,13 @@ public final class GemmConv implements CpuKernel {
     private final int outHeight;
     private final int outWidth;
     /**
-     * For a stride-1 conv ({@link #readsPadded}), B's depth step k = (c, ky, kx) as an offset into
-     * the padded image; null otherwise.
+     * For a conv of stride 1 or 2 ({@link #readsPadded}), B's depth step k = (c, ky, kx) as an
+     * offset into the padded image's phase planes; null otherwise.
      */
     private final int[] steps;
-    /** Width of a padded plane (input width plus both pads) for {@link #steps}. */
-    private final int paddedWidth;
+    /** Width and height of a phase plane of the padded image (the padded image itself at stride 1). */
+    private final int gridWidth;
+    private final int gridHeight;
 
     /**
      * {@code columnsScratch} holds the im2col matrix of one image (null for a conv that needs
@@ -80,7 +81,8 @@ public final class GemmConv implements CpuKernel {
         int depth = inChannels * window[0] * window[1];
         this.gemm = new PackedGemm(weight, weightConstant, bias, outChannels, depth, activation);
         this.steps = readsPadded(window) ? steps(window, inChannels, inHeight, inWidth) : null;
-        this.paddedWidth = inWidth + window[5] + window[7];
+        this.gridWidth = gridSize(inWidth + window[5] + window[7], window[3]);
+        this.gridHeight = gridSize(inHeight + window[4] + window[6], window[2]);
         this.shallow = columnsScratch != null && steps == null && ShallowPointwise.beatsTheGemmOnColumns(depth, outChannels, outHeight * outWidth)
                 ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
                         outHeight * outWidth, activation, null) : null;
@@ -113,28 +115,41 @@ public final class GemmConv implements CpuKernel {
 
     /**
      * A stride-1 conv that is not a plain 1x1 reads B from a padded copy of the image: output
-     * pixel (y, x) is column y·paddedWidth + x of a grid as wide as the padded image, so tap (ky,
-     * kx) of channel c is the plane shifted by ky·paddedWidth + kx, a contiguous run for any
-     * column strip, and each depth step is that offset ({@link PackedGemm#multiplyIndirect}). The
-     * grid's pad columns (2 of 58 on a 56x56 map) are computed and not stored. Through im2col,
-     * the image was written out 9 times and packed again: efficientnet_v2_s's Fused-MBConv 3x3
-     * 48->192 @56 took 1.78 ms, ONNX Runtime 1.10. Such a conv takes no columns scratch.
+     * pixel (y, x) is column y·gridWidth + x of a grid as wide as the padded image, so tap (ky,
+     * kx) of channel c is the plane shifted by ky·gridWidth + kx, a contiguous run for any column
+     * strip, and each depth step is that offset ({@link PackedGemm#multiplyIndirect}). The grid's
+     * pad columns (2 of 58 on a 56x56 map) are computed and not stored. Through im2col, the image
+     * was written out 9 times and packed again: efficientnet_v2_s's Fused-MBConv 3x3 48->192 @56
+     * took 1.78 ms, ONNX Runtime 1.10. At stride 2 the padded image is split into its 4 phases
+     * (even/odd rows by even/odd columns, Hwu's phase decomposition): padded pixel (2y + ky,
+     * 2x + kx) is pixel (y + ky/2, x + kx/2) of phase (ky mod 2, kx mod 2), again a shifted plane.
+     * Such a conv takes no columns scratch.
      */
     static boolean readsPadded(int[] window) {
-        return needsColumns(window) && window[2] == 1 && window[3] == 1;
+        return needsColumns(window) && window[2] <= 2 && window[3] <= 2;
     }
 
-    /** Offsets of depth step (c, ky, kx) into the padded image: plane c shifted by the tap. */
+    /** Phase planes along a padded side of {@code size} at this stride are this long. */
+    private static int gridSize(int size, int stride) {
+        return (size + stride - 1) / stride;
+    }
+
+    /** Offsets of depth step (c, ky, kx): the tap's phase plane of channel c, shifted by the tap. */
     private static int[] steps(int[] window, int inChannels, int inHeight, int inWidth) {
         int kernelH = window[0];
         int kernelW = window[1];
-        int width = inWidth + window[5] + window[7];
-        int plane = (inHeight + window[4] + window[6]) * width;
+        int strideH = window[2];
+        int strideW = window[3];
+        int width = gridSize(inWidth + window[5] + window[7], strideW);
+        int plane = gridSize(inHeight + window[4] + window[6], strideH) * width;
         int[] steps = new int[inChannels * kernelH * kernelW];
         for (int c = 0, k = 0; c < inChannels; c++) {
             for (int ky = 0; ky < kernelH; ky++) {
                 for (int kx = 0; kx < kernelW; kx++, k++) {
-                    steps[k] = c * plane + ky * window[8] * width + kx * window[9];
+                    int row = ky * window[8];
+                    int column = kx * window[9];
+                    int phase = (c * strideH + row % strideH) * strideW + column % strideW;
+                    steps[k] = phase * plane + row / strideH * width + column / strideW;
                 }
             }
         }
@@ -329,9 +344,9 @@ public final class GemmConv implements CpuKernel {
     private void multiplyIndirect(Workers workers) {
         int inSize = inChannels * inHeight * inWidth;
         int outSize = gemm.rows() * outHeight * outWidth;
-        int plane = (inHeight + window[4] + window[6]) * paddedWidth;
-        MemorySegment padded = Scratch.aligned(inChannels * plane + paddedWidth + 2 * PackedGemm.TILE_COLUMNS);
-        int strips = (outHeight * paddedWidth + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
+        int planes = inChannels * window[2] * window[3];
+        MemorySegment padded = Scratch.aligned(planes * gridHeight * gridWidth + gridWidth + 2 * PackedGemm.TILE_COLUMNS);
+        int strips = (outHeight * gridWidth + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
         int panels = gemm.panels();
         for (int n = 0; n < batch; n++) {
             int image = n;
@@ -345,7 +360,7 @@ public final class GemmConv implements CpuKernel {
                     int first = item / panels * PackedGemm.TILE_COLUMNS;
                     gemm.multiplyIndirect(panel, padded, first, steps, tile);
                     gemm.activate(tile, panel);
-                    if (paddedWidth < Vectors.LANES) {
+                    if (gridWidth < Vectors.LANES) {
                         storeGrid(tile, panel, first, image * outSize);
                         continue;
                     }
@@ -368,12 +383,12 @@ public final class GemmConv implements CpuKernel {
     private void pieces(int first, int[] pieces) {
         for (int j = 0; j < 2; j++) {
             int q = first + j * Vectors.LANES;
-            int y = q / paddedWidth;
-            int x = q - y * paddedWidth;
-            int tailFrom = Math.min(Vectors.LANES, paddedWidth - x);
+            int y = q / gridWidth;
+            int x = q - y * gridWidth;
+            int tailFrom = Math.min(Vectors.LANES, gridWidth - x);
             pieces[5 * j] = y * outWidth + x;
             pieces[5 * j + 1] = y < outHeight ? Math.max(0, Math.min(Vectors.LANES, outWidth - x)) : 0;
-            pieces[5 * j + 2] = (y + 1) * outWidth + x - paddedWidth;
+            pieces[5 * j + 2] = (y + 1) * outWidth + x - gridWidth;
             pieces[5 * j + 3] = tailFrom;
             pieces[5 * j + 4] = y + 1 < outHeight ? Math.min(Vectors.LANES, tailFrom + outWidth) : tailFrom;
         }
@@ -381,12 +396,12 @@ public final class GemmConv implements CpuKernel {
 
     /** The tile's grid columns [first, first + 32) that are output pixels, row piece by row piece (maps under a vector wide). */
     private void storeGrid(float[] tile, int panel, int first, int outStart) {
-        int end = Math.min(first + PackedGemm.TILE_COLUMNS, outHeight * paddedWidth);
+        int end = Math.min(first + PackedGemm.TILE_COLUMNS, outHeight * gridWidth);
         for (int q = first; q < end; ) {
-            int y = q / paddedWidth;
-            int x = q - y * paddedWidth;
+            int y = q / gridWidth;
+            int x = q - y * gridWidth;
             if (x >= outWidth) {
-                q = (y + 1) * paddedWidth;
+                q = (y + 1) * gridWidth;
                 continue;
             }
             int count = Math.min(outWidth - x, end - q);
@@ -398,10 +413,14 @@ public final class GemmConv implements CpuKernel {
 
     /** Channels [from, to) of the image at input[imageStart] into planes of {@code padded}, zero around. */
     private void pad(int imageStart, int from, int to, MemorySegment padded) {
+        if (window[2] > 1 || window[3] > 1) {
+            padPhases(imageStart, from, to, padded);
+            return;
+        }
         int top = window[4];
         int left = window[5];
-        long plane = 4L * (inHeight + top + window[6]) * paddedWidth;
-        long width = 4L * paddedWidth;
+        long plane = 4L * gridHeight * gridWidth;
+        long width = 4L * gridWidth;
         for (int c = from; c < to; c++) {
             long at = c * plane;
             padded.asSlice(at, top * width + 4L * left).fill((byte) 0);
@@ -415,6 +434,39 @@ public final class GemmConv implements CpuKernel {
             // With no bottom pad, the last row's fill already reached the next plane.
             long rest = Math.min(at + plane, at + (top + inHeight) * width + 4L * left);
             padded.asSlice(rest, at + plane - rest).fill((byte) 0);
+        }
+    }
+
+    /**
+     * As {@link #pad} at stride 2 (in either direction): channel c's padded image split into its
+     * phase planes, each cleared, then each input row's even and odd columns copied to theirs.
+     */
+    private void padPhases(int imageStart, int from, int to, MemorySegment padded) {
+        int strideH = window[2];
+        int strideW = window[3];
+        int top = window[4];
+        int left = window[5];
+        long plane = 4L * gridHeight * gridWidth;
+        float[] row = Scratch.floats(gridWidth);
+        for (int c = from; c < to; c++) {
+            long at = c * strideH * strideW * plane;
+            padded.asSlice(at, strideH * strideW * plane).fill((byte) 0);
+            for (int y = 0; y < inHeight; y++) {
+                int r = y + top;
+                for (int b = 0; b < strideW; b++) {
+                    // The first padded column of phase b holding an input pixel.
+                    int p = left + Math.floorMod(b - left, strideW);
+                    int x = p - left;
+                    if (x >= inWidth) {
+                        continue;
+                    }
+                    int count = (inWidth - x + strideW - 1) / strideW;
+                    Vectors.copyStrided(input, imageStart + (c * inHeight + y) * inWidth + x, strideW, row, 0, count);
+                    long phase = at + ((long) (r % strideH) * strideW + b) * plane;
+                    MemorySegment.copy(row, 0, padded, ValueLayout.JAVA_FLOAT,
+                            phase + 4L * ((long) r / strideH * gridWidth + p / strideW), count);
+                }
+            }
         }
     }
 

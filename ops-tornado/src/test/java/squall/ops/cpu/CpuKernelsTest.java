@@ -162,25 +162,29 @@ class CpuKernelsTest {
     }
 
     /**
-     * Stride-1 dense convs that read a padded copy of the image (GemmConv's indirect GEMM) with
-     * what {@link #convs} does not vary: dilation, a non-square kernel, padding on some sides only
-     * (no bottom pad: the last row's fill reaches the next plane), a padded 1x1, and grids whose
-     * last strip is partial.
+     * Dense convs of stride 1 and 2 that read a padded copy of the image, split into phases at
+     * stride 2 (GemmConv's indirect GEMM), with what {@link #convs} does not vary: dilation, a
+     * non-square kernel, padding on some sides only (no bottom pad: the last row's fill reaches the
+     * next plane), a padded 1x1, odd and even padded sizes, a stride in one direction only, and
+     * grids whose last strip is partial.
      */
     @Test
     void indirectConvsMatchThePortableKernel() {
         Random random = new Random(8);
-        // batch, in, height, width, out, kernel h, kernel w, dilation, padding (top, left, bottom, right), residual
-        int[][] cases = {{2, 7, 17, 19, 13, 3, 3, 2, 2, 2, 2, 2, 1}, {1, 9, 11, 23, 26, 5, 3, 1, 1, 2, 0, 0, 0},
-            {2, 6, 8, 5, 12, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 40, 29, 30, 37, 3, 3, 1, 0, 1, 2, 1, 1}};
+        // batch, in, height, width, out, kernel h, kernel w, dilation, padding (top, left, bottom, right),
+        // residual, stride h, stride w
+        int[][] cases = {{2, 7, 17, 19, 13, 3, 3, 2, 2, 2, 2, 2, 1, 1, 1}, {1, 9, 11, 23, 26, 5, 3, 1, 1, 2, 0, 0, 0, 1, 1},
+            {2, 6, 8, 5, 12, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}, {1, 40, 29, 30, 37, 3, 3, 1, 0, 1, 2, 1, 1, 1, 1},
+            {2, 24, 37, 36, 30, 3, 3, 1, 1, 1, 1, 1, 1, 2, 2}, {1, 11, 34, 45, 17, 5, 5, 1, 2, 2, 2, 2, 0, 2, 2},
+            {1, 8, 20, 33, 14, 3, 3, 2, 2, 1, 0, 2, 1, 2, 1}, {2, 5, 9, 9, 7, 3, 3, 1, 1, 1, 1, 1, 0, 2, 2}};
         for (int[] c : cases) {
-            int outH = c[2] + c[8] + c[10] - c[7] * (c[5] - 1);
-            int outW = c[3] + c[9] + c[11] - c[7] * (c[6] - 1);
+            int outH = (c[2] + c[8] + c[10] - c[7] * (c[5] - 1) - 1) / c[13] + 1;
+            int outW = (c[3] + c[9] + c[11] - c[7] * (c[6] - 1) - 1) / c[14] + 1;
             List<Shape> shapes = Arrays.asList(Shape.of(c[0], c[1], c[2], c[3]), Shape.of(c[4], c[1], c[5], c[6]),
                     Shape.of(c[4]), c[12] == 1 ? Shape.of(c[0], c[4], outH, outW) : null);
             for (String activation : List.of("none", "relu6", "silu", "sigmoid")) {
                 Attributes attributes = Attributes.of("padding", new int[] {c[8], c[9], c[10], c[11]}, "dilation",
-                        c[7], "activation", activation);
+                        c[7], "stride", new int[] {c[13], c[14]}, "activation", activation);
                 check("conv2d", attributes, shapes, random, GemmConv.class, "indirect " + Arrays.toString(c) + " "
                         + activation);
             }
