@@ -44,8 +44,6 @@ public final class GemmConv implements CpuKernel {
     private static final int PANEL_OUTER_ITEMS = 4;
 
     private final PackedGemm gemm;
-    /** For a shallow im2col matrix (a dense conv over few channels), the direct kernel over it instead of the GEMM. */
-    private final ShallowPointwise shallow;
     private final float[] input;
     /** [batch, inChannels] factors of the input's channels, or null. */
     private final float[] inputScale;
@@ -83,9 +81,6 @@ public final class GemmConv implements CpuKernel {
         this.steps = readsPadded(window) ? steps(window, inChannels, inHeight, inWidth) : null;
         this.gridWidth = gridSize(inWidth + window[5] + window[7], window[3]);
         this.gridHeight = gridSize(inHeight + window[4] + window[6], window[2]);
-        this.shallow = columnsScratch != null && steps == null && ShallowPointwise.beatsTheGemmOnColumns(depth, outChannels, outHeight * outWidth)
-                ? new ShallowPointwise(columnsScratch, weight, bias, residual, output, 1, depth, outChannels,
-                        outHeight * outWidth, activation, null) : null;
         if (inputScale != null && (columnsScratch != null || steps != null)) {
             throw new IllegalArgumentException("an input scale goes only with a 1x1 conv, not through im2col");
         }
@@ -188,10 +183,6 @@ public final class GemmConv implements CpuKernel {
                     im2colRow(image * inSize, row);
                 }
             });
-            if (shallow != null) {
-                shallow.runImage(workers, image * outSize);
-                continue;
-            }
             multiply(workers, columns, 0, 1, pixels, image * outSize);
         }
     }

@@ -29,15 +29,6 @@ public final class ShallowPointwise implements CpuKernel {
     public static boolean beatsTheGemm(int depth, int rows, int pixels) {
         return pixels >= 28 * 28 && (depth <= 48 || pixels >= 56 * 56 && depth <= 160 && rows < 64);
     }
-    /**
-     * The same over an im2col matrix (a dense conv through {@code GemmConv}), where the GEMM packs
-     * the whole matrix: to 300 rows deep from 56x56 for few output channels. Fused-MBConv's 3x3
-     * 24->24 @112 (K = 216) 4.2 -> 2.9 ms, 32->32 @112 (K = 288) 6.0 -> 5.4 (2 threads); 1x1 convs
-     * that deep stay on the GEMM (192->32 @56: 0.32 ms there, 0.42 here).
-     */
-    public static boolean beatsTheGemmOnColumns(int depth, int rows, int pixels) {
-        return beatsTheGemm(depth, rows, pixels) || pixels >= 56 * 56 && depth <= 300 && rows < 64;
-    }
     private static final int ROWS = 6;
     private static final int CHUNK = 4 * LANES;
     /** Pixels whose epilogue runs together, chunk by chunk: 4 chunks, 16 vectors a row (13 groups on 56x56). */
@@ -139,16 +130,6 @@ public final class ShallowPointwise implements CpuKernel {
         }
     }
 
-    /** One image whose input starts at 0 (an im2col matrix) and whose output and residual start at outStart. */
-    void runImage(Workers workers, int outStart) {
-        int width = groupWidth(workers.count(), 1);
-        int groups = (pixels + width - 1) / width;
-        Split.ranges(workers, groups, (from, to) -> {
-            for (int g = from; g < to; g++) {
-                group(g * width, outStart + g * width, Math.min(width, pixels - g * width), 0);
-            }
-        });
-    }
 
     /**
      * Every output row for {@code width} pixels ({@link #groupWidth}), then the rest of the
