@@ -11,8 +11,9 @@ import squall.ops.Split;
  * unpadded conv multiplies the weights by the image itself; another conv of stride 1 or 2 reads
  * a padded copy of the image (in phases at stride 2) through each depth step's offset
  * ({@link #readsPadded}: an indirect GEMM); a larger stride first unrolls the image into an
- * im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006). Each thread packs a block of B's column strips
- * once and multiplies each strip by every panel of A (or its share of them).
+ * im2col matrix [inChannels·kH·kW, outHeight·outWidth] (Chellapilla et al. 2006). Each thread
+ * packs a block of B's column strips once and multiplies each strip by every panel of A (or its
+ * share of them).
  */
 public final class GemmConv implements CpuKernel {
     /**
@@ -336,7 +337,8 @@ public final class GemmConv implements CpuKernel {
         int inSize = inChannels * inHeight * inWidth;
         int outSize = gemm.rows() * outHeight * outWidth;
         int planes = inChannels * window[2] * window[3];
-        MemorySegment padded = Scratch.aligned(planes * gridHeight * gridWidth + gridWidth + 2 * PackedGemm.TILE_COLUMNS);
+        MemorySegment padded = Scratch.aligned(
+                planes * gridHeight * gridWidth + gridWidth + 2 * PackedGemm.TILE_COLUMNS);
         int strips = (outHeight * gridWidth + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
         int panels = gemm.panels();
         for (int n = 0; n < batch; n++) {
@@ -385,7 +387,10 @@ public final class GemmConv implements CpuKernel {
         }
     }
 
-    /** The tile's grid columns [first, first + 32) that are output pixels, row piece by row piece (maps under a vector wide). */
+    /**
+     * The tile's grid columns [first, first + 32) that are output pixels, row piece by row piece:
+     * grids narrower than a vector, whose vectors may span three rows.
+     */
     private void storeGrid(float[] tile, int panel, int first, int outStart) {
         int end = Math.min(first + PackedGemm.TILE_COLUMNS, outHeight * gridWidth);
         for (int q = first; q < end; ) {
@@ -417,8 +422,8 @@ public final class GemmConv implements CpuKernel {
             padded.asSlice(at, top * width + 4L * left).fill((byte) 0);
             for (int y = 0; y < inHeight; y++) {
                 long row = at + (top + y) * width + 4L * left;
-                MemorySegment.copy(input, imageStart + (c * inHeight + y) * inWidth, padded, ValueLayout.JAVA_FLOAT, row,
-                        inWidth);
+                MemorySegment.copy(input, imageStart + (c * inHeight + y) * inWidth, padded, ValueLayout.JAVA_FLOAT,
+                        row, inWidth);
                 // The right pad and the next row's left pad.
                 padded.asSlice(row + 4L * inWidth, width - 4L * inWidth).fill((byte) 0);
             }

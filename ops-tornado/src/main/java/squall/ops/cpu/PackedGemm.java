@@ -390,7 +390,8 @@ public final class PackedGemm {
             int headAt = pieces[5 * j];
             int tailAt = pieces[5 * j + 2];
             VectorMask<Float> head = Vectors.firstLanes(pieces[5 * j + 1]);
-            VectorMask<Float> tail = Vectors.firstLanes(pieces[5 * j + 4]).andNot(Vectors.firstLanes(pieces[5 * j + 3]));
+            VectorMask<Float> tail = Vectors.firstLanes(pieces[5 * j + 4])
+                    .andNot(Vectors.firstLanes(pieces[5 * j + 3]));
             boolean hasTail = pieces[5 * j + 4] > pieces[5 * j + 3];
             for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
                 float rowBias = clampOnly || hardswish || silu ? bias[row] : 0f;
@@ -546,8 +547,9 @@ public final class PackedGemm {
     /**
      * tile[12][2 vectors] = the panel's rows times B's 2 vectors of columns at float bAt +
      * steps[k] of b for depth step k: an indirect GEMM (Dukhan 2019), where B is never packed. For
-     * a stride-1 convolution over a padded image, step (c, ky, kx) is channel c's plane shifted by
-     * the tap (see {@code GemmConv}); the 9x im2col matrix and its packed copy are never written.
+     * a convolution over a padded image (in phase planes at stride 2), step (c, ky, kx) is a plane
+     * of channel c shifted by the tap (see {@code GemmConv}); the 9x im2col matrix and its packed
+     * copy are never written.
      * B in a native segment, not a heap array: C2 kept the array in a stack slot and reloaded it
      * for each of the two loads (48->192 @56, 1 thread: 185 -> 215 GFLOP/s).
      */
