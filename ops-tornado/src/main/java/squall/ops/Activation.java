@@ -62,10 +62,15 @@ public final class Activation {
 
     /** The code of a node's {@code activation} attribute (default {@code none}). */
     static int fusedCode(Node node) {
-        String name = node.attributes().getString("activation", "none");
+        return fusedCode(node, "activation");
+    }
+
+    /** The code of a node's activation attribute {@code attribute} (default {@code none}). */
+    static int fusedCode(Node node, String attribute) {
+        String name = node.attributes().getString(attribute, "none");
         int code = FUSABLE.indexOf(name);
         if (code < 0) {
-            throw Check.bad(node, "attribute 'activation' is \"" + name + "\"; expected one of " + FUSABLE);
+            throw Check.bad(node, "attribute '" + attribute + "' is \"" + name + "\"; expected one of " + FUSABLE);
         }
         return code;
     }

@@ -17,6 +17,7 @@ public final class BuiltinOperators implements OperatorProvider {
     public List<Operator> operators() {
         return List.of(
                 new Conv2d(),
+                new ExpandDepthwiseConv(),
                 new BatchNorm(),
                 new Unary("relu", Activation.RELU),
                 new Unary("relu6", Activation.RELU6),

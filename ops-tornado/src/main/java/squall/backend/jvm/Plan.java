@@ -49,7 +49,8 @@ final class Plan {
 
     /**
      * With {@code fuse}, same-shape adds are fused into the convs before them and channel scales
-     * (squeeze-and-excitation gates) into the 1x1 convs after them (shapes are known here). A batch
+     * (squeeze-and-excitation gates) into the 1x1 convs after them, and 1x1 expansions into the
+     * depthwise convs that read them on large maps (shapes are known here). A batch
      * of images runs its first, large-map steps image by image ({@link #DEPTH_FIRST_PIXELS}).
      */
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse) {
@@ -64,7 +65,8 @@ final class Plan {
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean depthFirst,
          int stepLimit) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
-        this.model = fuse ? Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes), shapes) : model;
+        this.model = fuse ? Passes.fuseExpandDepthwise(Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes),
+                shapes), shapes) : model;
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());

@@ -49,8 +49,8 @@ public final class DepthwiseConv implements CpuKernel {
      * Floats the direct kernels read before a plane (5x5: two columns left of column 0) and after
      * it (stride 2: two vectors from one column past the last row's last pair).
      */
-    private static final int MARGIN_BEFORE = 2;
-    private static final int MARGIN_AFTER = 2 * LANES + 2;
+    static final int MARGIN_BEFORE = 2;
+    static final int MARGIN_AFTER = 2 * LANES + 2;
     /** Offset in the phase planes of each tap, relative to output (0, 0). */
     private final int[] tapOffsets;
     /** 3x3 or 5x5, stride 1, "same" padding, or 3x3 stride 2 padding 1: straight from the input, no phase planes. */
@@ -133,19 +133,7 @@ public final class DepthwiseConv implements CpuKernel {
                         System.arraycopy(input, start, src, MARGIN_BEFORE, planeSize);
                         start = MARGIN_BEFORE;
                     }
-                    // Right to left: see directColumn3x3 on the whole-vector stores.
-                    for (int ox = (outWidth - 1) / LANES * LANES; ox >= 0; ox -= LANES) {
-                        if (stride == 2 && kernelH == 3) {
-                            directColumn3x3Stride2(plane, ox, src, start + 2 * ox - 1);
-                        } else if (stride == 2) {
-                            directColumn5x5Stride2(plane, ox, src, start + 2 * ox - 2);
-                        } else if (kernelH == 3) {
-                            directColumn3x3(plane, ox, src, start + ox - 1);
-                        } else {
-                            directColumn5x5(plane, ox, src, start + ox - 2);
-                        }
-                    }
-                    finishPlane(plane);
+                    directPlane(plane, src, start);
                 }
             });
             return;
@@ -158,6 +146,28 @@ public final class DepthwiseConv implements CpuKernel {
                 convolvePlane(phases, plane);
             }
         });
+    }
+
+    /**
+     * Output plane {@code plane} (image · channels + channel) of a direct conv ({@link #runsDirect})
+     * from the input plane at src[start], read in place: src must hold {@link #MARGIN_BEFORE}
+     * floats before it and {@link #MARGIN_AFTER} after it (any values: those lanes are blended to
+     * zero or never stored).
+     */
+    void directPlane(int plane, float[] src, int start) {
+        // Right to left: see directColumn3x3 on the whole-vector stores.
+        for (int ox = (outWidth - 1) / LANES * LANES; ox >= 0; ox -= LANES) {
+            if (stride == 2 && kernelH == 3) {
+                directColumn3x3Stride2(plane, ox, src, start + 2 * ox - 1);
+            } else if (stride == 2) {
+                directColumn5x5Stride2(plane, ox, src, start + 2 * ox - 2);
+            } else if (kernelH == 3) {
+                directColumn3x3(plane, ox, src, start + ox - 1);
+            } else {
+                directColumn5x5(plane, ox, src, start + ox - 2);
+            }
+        }
+        finishPlane(plane);
     }
 
     /** An activation other than a clamp, and then the residual, over the plane's outputs. */

@@ -14,11 +14,14 @@ import squall.api.Node;
 import squall.api.Shape;
 import squall.api.Tensor;
 import squall.ops.Window;
+import squall.ops.cpu.DepthwiseConv;
 
 /**
  * Inference-time rewrites of a model, each a function Model to Model that keeps the outputs (up to
  * float rounding): drop identities, fold batch norm into the conv or linear before it, fuse an
- * activation into the conv or linear that produces its input, and fuse a residual add into a conv.
+ * activation into the conv or linear that produces its input, and fuse a residual add into a conv;
+ * with concrete shapes, for the JVM backend, a squeeze-and-excitation gate into a 1x1 conv and a
+ * 1x1 expansion into the depthwise conv after it.
  * They match built-in op ids only and leave anything they do not recognise as it is.
  */
 public final class Passes {
@@ -238,6 +241,53 @@ public final class Passes {
             }
         }
         return rebuild(model, nodes, Map.of());
+    }
+
+    /**
+     * dwconv(conv1x1(x)) becomes expand_depthwise(x, ...) (an inverted residual block's expansion
+     * and depthwise convs, see {@code ExpandDepthwiseConv}) when the 1x1 conv is pointwise (as in
+     * {@link #fuseChannelScales}) with no residual or input scale, the depthwise conv (groups =
+     * channels) is its only reader, has neither, and runs on the JVM backend's direct depthwise
+     * kernel (3x3 or 5x5, 'same' padding, stride 1 or 2), on maps of at least {@link
+     * #EXPAND_DEPTHWISE_PIXELS}: smaller expanded tensors stay in L2 between the two layers.
+     */
+    public static Model fuseExpandDepthwise(Model model, Map<String, Shape> shapes) {
+        Uses uses = new Uses(model.graph());
+        Node[] nodes = model.graph().nodes().toArray(Node[]::new);
+        for (int i = 0; i < nodes.length; i++) {
+            Node dw = nodes[i];
+            int p = dw == null ? -1 : uses.producerIndex(dw.input(0));
+            if (p < 0 || !dw.op().equals("conv2d") || !dw.input(3).isEmpty() || !dw.input(4).isEmpty()
+                    || nodes[p] == null || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
+                    || !nodes[p].input(4).isEmpty() || !uses.onlyReaderIs(dw.input(0), dw)
+                    || !isPointwise(nodes[p], shapes) || !runsDirectDepthwise(dw, shapes)) {
+                continue;
+            }
+            Node expand = nodes[p];
+            Attributes attributes = dw.attributes().with("expand_activation",
+                    expand.attributes().getString("activation", "none"));
+            List<String> inputs = List.of(expand.input(0), expand.input(1), expand.input(2), dw.input(1), dw.input(2));
+            nodes[i] = new Node(dw.name(), "expand_depthwise", inputs, dw.outputs(), attributes);
+            nodes[p] = null;
+        }
+        return rebuild(model, nodes, Map.of());
+    }
+
+    /** Maps of at least 28x28 (see {@link #fuseExpandDepthwise}). */
+    static final int EXPAND_DEPTHWISE_PIXELS = 28 * 28;
+
+    /** A depthwise conv2d of x [N, C, H, W] (H·W >= {@link #EXPAND_DEPTHWISE_PIXELS}) that DepthwiseConv runs directly. */
+    private static boolean runsDirectDepthwise(Node conv, Map<String, Shape> shapes) {
+        Shape x = shapes.get(conv.input(0));
+        Shape weight = shapes.get(conv.input(1));
+        Shape out = shapes.get(conv.output());
+        if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4
+                || x.dim(2) * x.dim(3) < EXPAND_DEPTHWISE_PIXELS || weight.dim(0) != x.dim(1) || weight.dim(1) != 1
+                || conv.attributes().getInt("groups", 1) != x.dim(1)) {
+            return false;
+        }
+        Window window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1});
+        return DepthwiseConv.runsDirect(window.asArray(), x.dim(2), x.dim(3), out.dim(2), out.dim(3));
     }
 
     /** A conv2d with weight [O, C, 1, 1] for C input channels (groups 1), stride 1 and no padding. */

@@ -1,5 +1,6 @@
 package squall.ops.cpu;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
@@ -279,6 +280,63 @@ class CpuKernelsTest {
             assertInstanceOf(kernelType, kernel, what);
             kernel.run(Workers.of(threads));
             kernel.run(Workers.of(threads));
+            assertAgrees(reference.output(0), tuned.output(0), what + ", " + threads + " threads");
+        }
+    }
+
+    /**
+     * The fused expansion and depthwise conv against the two portable conv2d kernels one after the
+     * other: odd maps (partial and thin strips), a last panel of 4 rows, 3x3 and 5x5, strides 1
+     * and 2, batch 2, activations in both places.
+     */
+    @Test
+    void expandDepthwiseMatchesTheTwoPortableConvs() {
+        Random random = new Random(9);
+        checkExpandDepthwise(1, 16, 96, 29, 31, 3, 2, "silu", "silu", random);
+        checkExpandDepthwise(2, 24, 40, 28, 28, 5, 1, "relu6", "none", random);
+        checkExpandDepthwise(1, 8, 20, 9, 7, 3, 1, "hardswish", "relu", random);
+        checkExpandDepthwise(1, 5, 12, 6, 6, 3, 1, "none", "sigmoid", random);
+        checkExpandDepthwise(2, 7, 30, 30, 27, 5, 2, "sigmoid", "hardswish", random);
+    }
+
+    private static void checkExpandDepthwise(int batch, int in, int channels, int height, int width, int kernel,
+                                             int stride, String expandActivation, String activation, Random random) {
+        String what = "expand " + in + "->" + channels + " " + expandActivation + ", depthwise " + kernel + "x"
+                + kernel + " stride " + stride + " " + activation + " on " + height + "x" + width + ", batch " + batch;
+        Shape x = Shape.of(batch, in, height, width);
+        Shape expandWeight = Shape.of(channels, in, 1, 1);
+        Shape weight = Shape.of(channels, 1, kernel, kernel);
+        Shape bias = Shape.of(channels);
+        float[][] data = {random(random, x.size(), 2f), random(random, expandWeight.size(), 0.5f),
+            random(random, channels, 1f), random(random, weight.size(), 0.5f), random(random, channels, 1f)};
+        Attributes depthwise = Attributes.of("stride", stride, "padding", kernel / 2, "groups", channels,
+                "activation", activation);
+        // Reference: the portable 1x1 conv, then the portable depthwise conv on its output.
+        Operator conv = BUILTIN.get("conv2d");
+        Node expand = new Node("expand", "conv2d", List.of("x", "ew", "eb"), List.of("e"),
+                Attributes.of("activation", expandActivation));
+        Shape expanded = Shape.of(batch, channels, height, width);
+        var first = JvmKernelContext.withNewOutputs(expand, List.of(x, expandWeight, bias), List.of(expanded),
+                data[0], data[1], data[2]);
+        conv.kernels(first).forEach(KernelCall::invoke);
+        Node dw = new Node("dw", "conv2d", List.of("e", "w", "b"), List.of("y"), depthwise);
+        Shape out = conv.outputShapes(dw, List.of(expanded, weight, bias)).getFirst();
+        var reference = JvmKernelContext.withNewOutputs(dw, List.of(expanded, weight, bias), List.of(out),
+                first.output(0), data[3], data[4]);
+        conv.kernels(reference).forEach(KernelCall::invoke);
+
+        Operator fusedOp = BUILTIN.get("expand_depthwise");
+        Node fused = new Node("dw", "expand_depthwise", List.of("x", "ew", "eb", "w", "b"), List.of("y"),
+                depthwise.with("expand_activation", expandActivation));
+        List<Shape> shapes = List.of(x, expandWeight, bias, weight, bias);
+        assertEquals(List.of(out), fusedOp.outputShapes(fused, shapes), what);
+        for (int threads : new int[] {1, 2}) {
+            var tuned = new JvmKernelContext(fused, shapes, List.of(out), data, new float[][] {new float[out.size()]},
+                    new boolean[] {false, true, true, true, true});
+            CpuKernel tunedKernel = fusedOp.cpuKernel(tuned);
+            assertInstanceOf(ExpandDepthwise.class, tunedKernel, what);
+            tunedKernel.run(Workers.of(threads));
+            tunedKernel.run(Workers.of(threads));
             assertAgrees(reference.output(0), tuned.output(0), what + ", " + threads + " threads");
         }
     }

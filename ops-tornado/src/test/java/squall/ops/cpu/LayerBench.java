@@ -73,6 +73,8 @@ public final class LayerBench {
             new Layer("v2 dw 960 @7", 960, 7, 960, 3, 1, true, "relu6"),
             new Layer("v2 pw 960->160 @7", 960, 7, 160, 1, 1, false, "none"),
             new Layer("v2 pw 320->1280 @7", 320, 7, 1280, 1, 1, false, "relu6"),
+            new Layer("b0 dw 32 @112", 32, 112, 32, 3, 1, true, "silu"),
+            new Layer("b0 dw 144 @56", 144, 56, 144, 3, 1, true, "silu"),
             new Layer("b0 dw5 144 s2 @56", 144, 56, 144, 5, 2, true, "silu"),
             new Layer("b0 dw5 672 @14", 672, 14, 672, 5, 1, true, "silu"),
             new Layer("b0 pw 112->672 @14", 112, 14, 672, 1, 1, false, "silu"),

@@ -70,13 +70,18 @@ class PassesTest {
 
     /** Applies the pass, checks the outputs are unchanged, and returns the rewritten model. */
     private static Model assertKeepsOutputs(Model model, UnaryOperator<Model> pass) {
+        return assertKeepsOutputs(model, pass, INPUT);
+    }
+
+    /** As above, on an input of shape {@code shape}. */
+    private static Model assertKeepsOutputs(Model model, UnaryOperator<Model> pass, Shape shape) {
         Model rewritten = pass.apply(model);
         Random random = new Random(3);
-        float[] data = new float[INPUT.size()];
+        float[] data = new float[shape.size()];
         for (int i = 0; i < data.length; i++) {
             data[i] = random.nextFloat() * 4 - 2;
         }
-        Tensor input = new Tensor(INPUT, data);
+        Tensor input = new Tensor(shape, data);
         float[] before = run(model, input).data();
         float[] after = run(rewritten, input).data();
         assertEquals(before.length, after.length);
@@ -257,5 +262,56 @@ class PassesTest {
 
     private static Model withChannelScales(Model model) {
         return Passes.fuseChannelScales(model, model.graph().inferShapes(INPUT, OPERATORS));
+    }
+
+    /** A map of 30x29: large enough for {@link Passes#fuseExpandDepthwise} (at least 28x28). */
+    private static final Shape LARGE = Shape.of(1, 6, 30, 29);
+
+    private static String activated(GraphBuilder b, String name, String x, int in, int out, int kernel, int groups,
+                                    int stride, String activation) {
+        String w = b.parameter(name + ".weight", out, in / groups, kernel, kernel);
+        Attributes a = Attributes.of("padding", kernel / 2, "groups", groups, "stride", stride, "activation", activation);
+        return b.op("conv2d", name, a, x, w, b.parameter(name + ".bias", out));
+    }
+
+    /** An inverted residual block's expansion and depthwise convs become one expand_depthwise node, with both activations. */
+    @Test
+    void expansionFusesIntoTheDepthwiseConvAfterIt() {
+        for (int stride : new int[] {1, 2}) {
+            Model model = model(b -> {
+                String x = activated(b, "expand", "x", 6, 30, 1, 1, 1, "silu");
+                x = activated(b, "dw", x, 30, 30, 5, 30, stride, "relu6");
+                return activated(b, "project", x, 30, 6, 1, 1, 1, "none");
+            });
+            Model fused = assertKeepsOutputs(model, m -> withExpandDepthwise(m, LARGE), LARGE);
+            assertEquals(List.of("expand_depthwise", "conv2d"), ops(fused));
+            Node node = fused.graph().nodes().getFirst();
+            assertEquals("silu", node.attributes().getString("expand_activation"));
+            assertEquals("relu6", node.attributes().getString("activation"));
+        }
+    }
+
+    @Test
+    void expansionStaysUnlessADirectDepthwiseConvOnALargeMapIsItsOnlyReader() {
+        // Read twice (by the depthwise conv and an add); a 3x3 first conv; a 7x7 depthwise kernel.
+        Model twice = model(b -> {
+            String e = activated(b, "expand", "x", 6, 6, 1, 1, 1, "relu");
+            return b.op("add", "add", Attributes.EMPTY, activated(b, "dw", e, 6, 6, 3, 6, 1, "relu"), e);
+        });
+        Model threeByThree = model(b -> activated(b, "dw", activated(b, "conv", "x", 6, 12, 3, 1, 1, "relu"), 12, 12,
+                3, 12, 1, "none"));
+        Model sevenBySeven = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 12, 1, 1, 1, "relu"), 12,
+                12, 7, 12, 1, "none"));
+        for (Model model : List.of(twice, threeByThree, sevenBySeven)) {
+            assertEquals(ops(model), ops(assertKeepsOutputs(model, m -> withExpandDepthwise(m, LARGE), LARGE)));
+        }
+        // The fusible pair on a 9x7 map: its expanded tensor stays in L2 anyway.
+        Model small = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 12, 1, 1, 1, "relu"), 12, 12, 3,
+                12, 1, "none"));
+        assertEquals(ops(small), ops(assertKeepsOutputs(small, m -> withExpandDepthwise(m, INPUT))));
+    }
+
+    private static Model withExpandDepthwise(Model model, Shape input) {
+        return Passes.fuseExpandDepthwise(model, model.graph().inferShapes(input, OPERATORS));
     }
 }
