@@ -7,9 +7,9 @@ import java.lang.foreign.MemorySegment;
  * Per-thread scratch for kernels (packed strips of B, depthwise phase planes and channel tiles):
  * one array per thread, grown on demand and kept, so a run allocates nothing. A worker thread runs
  * one task at a time, a task does not fork, and a task takes its scratch once, so no two users of
- * the array overlap. One exception, also safe: {@code GemmConv} takes the calling thread's aligned
- * scratch before a forEach and shares it with that forEach's tasks (B packed once for all threads),
- * which take no aligned scratch of their own.
+ * the array overlap. One exception, also safe: {@code GemmConv} and {@code ExpandDepthwise} take
+ * the calling thread's aligned scratch before a forEach and share it with that forEach's tasks (B
+ * packed once for all threads), which take no aligned scratch of their own.
  */
 final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
