@@ -54,9 +54,10 @@ final class ExpandDepthwiseConv implements Operator {
         }
         Window window = Window.of(node, weight.dim(2), weight.dim(3), new int[] {1, 1});
         Shape output = Shape.of(x.dim(0), expanded, window.outHeight(x.dim(2), false), window.outWidth(x.dim(3), false));
-        if (!DepthwiseConv.runsDirect(window.asArray(), x.dim(2), x.dim(3), output.dim(2), output.dim(3))) {
-            throw Check.bad(node, "expand_depthwise takes only a 3x3 or 5x5 depthwise conv with 'same' padding at "
-                    + "stride 1 or 2, not " + window + " on x " + x);
+        if (!DepthwiseConv.supports(window.asArray(), expanded, expanded, expanded)
+                || !DepthwiseConv.runsDirect(window.asArray(), x.dim(2), x.dim(3), output.dim(2), output.dim(3))) {
+            throw Check.bad(node, "expand_depthwise takes only an undilated 3x3 or 5x5 depthwise conv with 'same' "
+                    + "padding at stride 1 or 2, not " + window + " on x " + x);
         }
         return new Geometry(window, x, output, weight.dim(2), weight.dim(3));
     }

@@ -282,12 +282,12 @@ public final class Passes {
         Shape weight = shapes.get(conv.input(1));
         Shape out = shapes.get(conv.output());
         if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4
-                || x.dim(2) * x.dim(3) < EXPAND_DEPTHWISE_PIXELS || weight.dim(0) != x.dim(1) || weight.dim(1) != 1
-                || conv.attributes().getInt("groups", 1) != x.dim(1)) {
+                || x.dim(2) * x.dim(3) < EXPAND_DEPTHWISE_PIXELS) {
             return false;
         }
-        Window window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1});
-        return DepthwiseConv.runsDirect(window.asArray(), x.dim(2), x.dim(3), out.dim(2), out.dim(3));
+        int[] window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
+        return DepthwiseConv.supports(window, conv.attributes().getInt("groups", 1), x.dim(1), weight.dim(0))
+                && DepthwiseConv.runsDirect(window, x.dim(2), x.dim(3), out.dim(2), out.dim(3));
     }
 
     /** A conv2d with weight [O, C, 1, 1] for C input channels (groups 1), stride 1 and no padding. */
