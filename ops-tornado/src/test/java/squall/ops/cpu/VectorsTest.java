@@ -60,4 +60,52 @@ class VectorsTest {
         assertTrue(Math.abs(y[4]) < 1e-30, "x = -89 gives " + y[4]);
         assertEquals(silu ? Float.POSITIVE_INFINITY : 1f, y[5]);
     }
+
+    /**
+     * Every length up to three vectors (so every partial last step), at offsets, with and without
+     * a residual, out of place and in place: each written float is the scalar formula's to 4 ulps
+     * (plus the residual), and nothing outside [yAt, yAt + count) changes.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {Activation.SILU, Activation.SIGMOID, Activation.HARDSWISH, Activation.RELU6})
+    void everyTailAtOffsetsWithResiduals(int activation) {
+        Random random = new Random(7);
+        int lanes = Vectors.LANES;
+        for (int count = 0; count <= 3 * lanes + 1; count++) {
+            for (int variant = 0; variant < 4; variant++) {
+                boolean inPlace = variant >= 2;
+                boolean withResidual = variant % 2 == 1;
+                int xAt = 3;
+                int yAt = inPlace ? xAt : 5;
+                float[] x = new float[count + 9];
+                for (int i = 0; i < x.length; i++) {
+                    x[i] = (float) (random.nextGaussian() * 4);
+                }
+                float[] y = inPlace ? x : new float[count + 9];
+                float[] before = y.clone();
+                float[] input = x.clone();
+                float[] residual = null;
+                if (withResidual) {
+                    residual = new float[y.length];
+                    for (int i = 0; i < residual.length; i++) {
+                        residual[i] = random.nextFloat();
+                    }
+                }
+                Vectors.activate(activation, x, xAt, y, yAt, count, residual);
+                for (int i = 0; i < y.length; i++) {
+                    String where = Activation.name(activation) + " count " + count + " variant " + variant + " at " + i;
+                    if (i < yAt || i >= yAt + count) {
+                        assertEquals(before[i], y[i], where + ": outside the span");
+                        continue;
+                    }
+                    double expected = Activation.fused(activation, input[xAt + i - yAt]);
+                    if (residual != null) {
+                        expected += residual[i];
+                    }
+                    double tolerance = MAX_ULPS * Math.ulp((float) expected) + (residual != null ? 1e-6 : 0);
+                    assertEquals(expected, y[i], tolerance, where);
+                }
+            }
+        }
+    }
 }
