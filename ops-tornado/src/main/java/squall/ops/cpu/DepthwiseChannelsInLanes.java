@@ -4,18 +4,25 @@ import static squall.ops.cpu.Vectors.LANES;
 import static squall.ops.cpu.Vectors.SPECIES;
 
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.VectorMask;
 import squall.api.CpuKernel;
 import squall.api.Workers;
+import squall.ops.Activation;
 import squall.ops.Split;
 
 /**
  * Depthwise convolution with channels in the vector lanes, for small maps and stride 2, where a
  * 7- or 14-pixel NCHW row wastes most lanes and the per-plane setup dominates. The tensors stay
- * NCHW: each block of {@code LANES} channels of one image is gathered into a per-thread,
+ * NCHW: each block of {@code LANES} channels of one image is transposed into a per-thread,
  * zero-bordered tile [paddedHeight][paddedWidth][LANES], convolved with one vector load and one
- * FMA per tap, and scattered back. Taps are summed in the same order, from the bias, as in
- * {@link DepthwiseConv}, so both kernels give the same bits.
+ * FMA per tap into [outHeight·outWidth][LANES], and transposed back into its planes. Taps are
+ * summed in the same order, from the bias, as in {@link DepthwiseConv}, so both kernels give the
+ * same bits.
+ *
+ * <p>The transposes are {@link Vectors#transpose} of LANES x LANES blocks, not the Vector API's
+ * gather and scatter through an index map: C2 compiles those only when it inlines {@code
+ * IntVector.species} (a call it may find too cold), and otherwise boxed every pixel's vector.
+ * mobilenet_v3_small ran 1.5 or 2.4 ms a run depending on the JVM (3 of 5 JVMs allocated 200-300
+ * MB/s in this kernel after warm-up; -XX:+PrintIntrinsics: "missing constant: viclass").
  */
 public final class DepthwiseChannelsInLanes implements CpuKernel {
     private final float[] input;
@@ -42,15 +49,6 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     /** Weights as [block][tap][lane] and bias as [block][lane], zero in lanes past the last channel. */
     private final float[] packedWeight;
     private final float[] packedBias;
-    /**
-     * Lane i reads channel i of a block: offsets i·inHeight·inWidth and i·outHeight·outWidth; in the
-     * last block, lanes past the last channel read channel 0 (the Vector API range-checks masked-off
-     * lanes too), and their weights are zero and their stores masked.
-     */
-    private final int[] inLanes;
-    private final int[] outLanes;
-    private final int[] lastInLanes;
-    private final int[] lastOutLanes;
 
     /** Same arguments as {@link DepthwiseConv}. */
     public DepthwiseChannelsInLanes(float[] input, float[] weight, float[] bias, float[] residual, float[] output,
@@ -86,18 +84,6 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                 packedWeight[(c / LANES * taps + t) * LANES + c % LANES] = weight[c * taps + t];
             }
         }
-        this.inLanes = laneOffsets(LANES, inHeight * inWidth);
-        this.outLanes = laneOffsets(LANES, outHeight * outWidth);
-        this.lastInLanes = laneOffsets(channels - (blocks - 1) * LANES, inHeight * inWidth);
-        this.lastOutLanes = laneOffsets(channels - (blocks - 1) * LANES, outHeight * outWidth);
-    }
-
-    private static int[] laneOffsets(int channelsInBlock, int planeSize) {
-        int[] offsets = new int[LANES];
-        for (int i = 0; i < channelsInBlock; i++) {
-            offsets[i] = i * planeSize;
-        }
-        return offsets;
     }
 
     /**
@@ -122,50 +108,101 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     public void run(Workers workers) {
         Split.ranges(workers, batch * blocks, (from, to) -> {
             // Zeroed once per task: the border is never written by gather. Past the tile, the sums of
-            // a 4-pixel step ({@link #convolve5Wide}).
-            float[] tile = Scratch.zeroed(sumsAt() + 4 * LANES);
+            // a 4-pixel step ({@link #convolve5Wide}), the block's output pixels and a transpose block.
+            float[] tile = Scratch.zeroed(blockAt() + LANES * LANES);
             for (int item = from; item < to; item++) {
                 int image = item / blocks;
                 int firstChannel = item % blocks * LANES;
-                boolean last = item % blocks == blocks - 1;
-                VectorMask<Float> valid = Vectors.firstLanes(Math.min(LANES, channels - firstChannel));
-                gather(tile, (image * channels + firstChannel) * inHeight * inWidth, last ? lastInLanes : inLanes);
-                convolve(tile, item % blocks, (image * channels + firstChannel) * outHeight * outWidth,
-                        last ? lastOutLanes : outLanes, valid);
-                if (!clampOnly) {
-                    int start = (image * channels + firstChannel) * outHeight * outWidth;
-                    int end = (image * channels + Math.min(channels, firstChannel + LANES)) * outHeight * outWidth;
-                    Vectors.finish(activation, output, start, end, residual);
+                int rows = Math.min(LANES, channels - firstChannel);
+                gather(tile, (image * channels + firstChannel) * inHeight * inWidth, rows);
+                convolve(tile, item % blocks);
+                int start = (image * channels + firstChannel) * outHeight * outWidth;
+                scatter(tile, start, rows);
+                if (!clampOnly || residual != null) {
+                    int end = start + rows * outHeight * outWidth;
+                    Vectors.finish(clampOnly ? Activation.NONE : activation, output, start, end, residual);
                 }
             }
         });
     }
 
-    /** Copies the block's input pixels (lanes = channels) into the tile's interior. */
-    private void gather(float[] tile, int base, int[] lanes) {
+    /** Where the block's output pixels start in the tile: [outHeight·outWidth rounded up to LANES][LANES]. */
+    private int pixelsAt() {
+        return sumsAt() + 4 * LANES;
+    }
+
+    /** Where the tile's LANES x LANES transpose block starts. */
+    private int blockAt() {
+        int pixels = outHeight * outWidth;
+        return pixelsAt() + (pixels + LANES - 1) / LANES * LANES * LANES;
+    }
+
+    /**
+     * Copies the block's {@code rows} input planes, pixel by pixel with channels in the lanes, into
+     * the tile's interior; lanes past the last channel get zeros.
+     */
+    private void gather(float[] tile, int base, int rows) {
+        int plane = inHeight * inWidth;
         int lastRow = Math.min(inHeight, paddedHeight - padTop);
         int lastColumn = Math.min(inWidth, paddedWidth - padLeft);
-        for (int iy = 0; iy < lastRow; iy++) {
-            int at = ((iy + padTop) * paddedWidth + padLeft) * LANES;
-            for (int ix = 0; ix < lastColumn; ix++) {
-                FloatVector.fromArray(SPECIES, input, base + iy * inWidth + ix, lanes, 0)
-                        .intoArray(tile, at + ix * LANES);
+        int block = blockAt();
+        int iy = 0;
+        int ix = 0;
+        for (int first = 0; first < plane; first += LANES) {
+            int count = Math.min(LANES, plane - first);
+            for (int r = 0; r < LANES; r++) {
+                int to = block + r * LANES;
+                if (r >= rows) {
+                    java.util.Arrays.fill(tile, to, to + LANES, 0f);
+                } else if (count == LANES) {
+                    FloatVector.fromArray(SPECIES, input, base + r * plane + first).intoArray(tile, to);
+                } else {
+                    System.arraycopy(input, base + r * plane + first, tile, to, count);
+                }
+            }
+            Vectors.transpose(tile, block);
+            for (int p = 0; p < count; p++) {
+                if (iy < lastRow && ix < lastColumn) {
+                    FloatVector.fromArray(SPECIES, tile, block + p * LANES)
+                            .intoArray(tile, ((iy + padTop) * paddedWidth + padLeft + ix) * LANES);
+                }
+                if (++ix == inWidth) {
+                    ix = 0;
+                    iy++;
+                }
             }
         }
     }
 
-    private void convolve(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
+    /** Writes the block's output pixels (channels in the lanes) to its {@code rows} planes from output[base]. */
+    private void scatter(float[] tile, int base, int rows) {
+        int plane = outHeight * outWidth;
+        for (int first = 0; first < plane; first += LANES) {
+            int count = Math.min(LANES, plane - first);
+            int block = pixelsAt() + first * LANES;
+            Vectors.transpose(tile, block);
+            for (int r = 0; r < rows; r++) {
+                if (count == LANES) {
+                    FloatVector.fromArray(SPECIES, tile, block + r * LANES).intoArray(output, base + r * plane + first);
+                } else {
+                    System.arraycopy(tile, block + r * LANES, output, base + r * plane + first, count);
+                }
+            }
+        }
+    }
+
+    private void convolve(float[] tile, int block) {
         if (kernelH == 3 && kernelW == 3) {
-            convolve3x3(tile, block, base, lanes, valid);
+            convolve3x3(tile, block);
         } else if (kernelW == 5) {
-            convolve5Wide(tile, block, base, lanes, valid);
+            convolve5Wide(tile, block);
         } else {
-            convolveAnySize(tile, block, base, lanes, valid);
+            convolveAnySize(tile, block);
         }
     }
 
     /** The 3x3 case with the nine weight vectors in registers. */
-    private void convolve3x3(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
+    private void convolve3x3(float[] tile, int block) {
         int w = block * 9 * LANES;
         FloatVector w0 = FloatVector.fromArray(SPECIES, packedWeight, w);
         FloatVector w1 = FloatVector.fromArray(SPECIES, packedWeight, w + LANES);
@@ -178,6 +215,7 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
         FloatVector w8 = FloatVector.fromArray(SPECIES, packedWeight, w + 8 * LANES);
         FloatVector bias = FloatVector.fromArray(SPECIES, packedBias, block * LANES);
         int row = paddedWidth * LANES;
+        int pixels = pixelsAt();
         for (int oy = 0; oy < outHeight; oy++) {
             for (int ox = 0; ox < outWidth; ox++) {
                 int at = (oy * stride * paddedWidth + ox * stride) * LANES;
@@ -190,18 +228,9 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                 sum = FloatVector.fromArray(SPECIES, tile, at + 2 * row).fma(w6, sum);
                 sum = FloatVector.fromArray(SPECIES, tile, at + 2 * row + LANES).fma(w7, sum);
                 sum = FloatVector.fromArray(SPECIES, tile, at + 2 * row + 2 * LANES).fma(w8, sum);
-                store(sum, base + oy * outWidth + ox, lanes, valid);
+                sum.max(lower).min(upper).intoArray(tile, pixels + (oy * outWidth + ox) * LANES);
             }
         }
-    }
-
-    /** Clamps (other activations run after the block), adds a residual and scatters one pixel's channels. */
-    private void store(FloatVector sum, int pixel, int[] lanes, VectorMask<Float> valid) {
-        FloatVector value = sum.max(lower).min(upper);
-        if (residual != null && clampOnly) {
-            value = value.add(FloatVector.fromArray(SPECIES, residual, pixel, lanes, 0));
-        }
-        value.intoArray(output, pixel, lanes, 0, valid);
     }
 
     /**
@@ -213,15 +242,17 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
      * way, 2 threads: 5x5 576@7 0.059 -> 0.053 ms (batch 8: 0.47 -> 0.43), 1152@7 silu 0.146 -> 0.114.
      * Past a row's last pixel a sum reads the next row (or the tile's slack) and is not stored.
      */
-    private void convolve5Wide(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
+    private void convolve5Wide(float[] tile, int block) {
         int weights = block * kernelH * 5 * LANES;
         int sums = sumsAt();
+        int pixels = pixelsAt();
         for (int oy = 0; oy < outHeight; oy++) {
             for (int ox = 0; ox < outWidth; ox += 4) {
                 fourPixels(tile, (oy * stride * paddedWidth + ox * stride) * LANES, weights, block * LANES, sums);
-                int at = base + oy * outWidth + ox;
+                int at = pixels + (oy * outWidth + ox) * LANES;
                 for (int q = 0; q < Math.min(4, outWidth - ox); q++) {
-                    storeSum(tile, sums + q * LANES, at + q, lanes, valid);
+                    FloatVector.fromArray(SPECIES, tile, sums + q * LANES).max(lower).min(upper)
+                            .intoArray(tile, at + q * LANES);
                 }
             }
         }
@@ -258,16 +289,13 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
         s3.intoArray(tile, sums + 3 * LANES);
     }
 
-    private void storeSum(float[] tile, int at, int pixel, int[] lanes, VectorMask<Float> valid) {
-        store(FloatVector.fromArray(SPECIES, tile, at), pixel, lanes, valid);
-    }
-
     /**
      * Two output pixels at a time, so each weight load feeds two FMAs; after an odd row's last pixel
      * the second sum reads the next row (or the tile's slack) and is not stored.
      */
-    private void convolveAnySize(float[] tile, int block, int base, int[] lanes, VectorMask<Float> valid) {
+    private void convolveAnySize(float[] tile, int block) {
         int taps = kernelH * kernelW;
+        int pixels = pixelsAt();
         FloatVector bias = FloatVector.fromArray(SPECIES, packedBias, block * LANES);
         int weights = block * taps * LANES;
         for (int oy = 0; oy < outHeight; oy++) {
@@ -283,9 +311,10 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                         second = FloatVector.fromArray(SPECIES, tile, row + (kx + stride) * LANES).fma(w, second);
                     }
                 }
-                store(first, base + oy * outWidth + ox, lanes, valid);
+                int at = pixels + (oy * outWidth + ox) * LANES;
+                first.max(lower).min(upper).intoArray(tile, at);
                 if (ox + 1 < outWidth) {
-                    store(second, base + oy * outWidth + ox + 1, lanes, valid);
+                    second.max(lower).min(upper).intoArray(tile, at + LANES);
                 }
             }
         }

@@ -340,6 +340,44 @@ public final class Vectors {
     }
 
     /**
+     * Transposes the LANES x LANES block a[at, at + LANES²) in place (row r from at + r·LANES). One
+     * stage per bit d of the row and lane indexes: rows i and i + d (bit d of i clear) trade the
+     * lanes of i with bit d set for the lanes of i + d with it clear, by two two-vector permutes
+     * (vpermt2ps); log2(LANES) stages of LANES permutes, every vector in a local.
+     */
+    public static void transpose(float[] a, int at) {
+        for (int d = LANES / 2, stage = 0; d > 0; d /= 2, stage++) {
+            FloatVector low = FloatVector.fromArray(SPECIES, TRANSPOSE_STAGES, 2 * stage * LANES);
+            FloatVector high = FloatVector.fromArray(SPECIES, TRANSPOSE_STAGES, (2 * stage + 1) * LANES);
+            for (int i = 0; i < LANES; i++) {
+                if ((i & d) != 0) {
+                    continue;
+                }
+                FloatVector x = FloatVector.fromArray(SPECIES, a, at + i * LANES);
+                FloatVector y = FloatVector.fromArray(SPECIES, a, at + (i + d) * LANES);
+                low.selectFrom(x, y).intoArray(a, at + i * LANES);
+                high.selectFrom(x, y).intoArray(a, at + (i + d) * LANES);
+            }
+        }
+    }
+
+    /** Per stage of {@link #transpose}, the lane indexes into (x, y) of its new rows i and i + d. */
+    private static final float[] TRANSPOSE_STAGES = transposeStages();
+
+    private static float[] transposeStages() {
+        int stages = Integer.numberOfTrailingZeros(LANES);
+        float[] indexes = new float[2 * stages * LANES];
+        for (int d = LANES / 2, stage = 0; d > 0; d /= 2, stage++) {
+            for (int j = 0; j < LANES; j++) {
+                boolean set = (j & d) != 0;
+                indexes[2 * stage * LANES + j] = set ? LANES + j - d : j;
+                indexes[(2 * stage + 1) * LANES + j] = set ? LANES + j : j + d;
+            }
+        }
+        return indexes;
+    }
+
+    /**
      * Lanes [0, count) of a vector; count may exceed LANES. Taken from a table made once: building
      * a mask with indexInRange in a kernel is not reliably intrinsified and then costs more than the
      * masked operation it serves.

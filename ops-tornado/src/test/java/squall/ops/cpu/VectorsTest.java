@@ -108,4 +108,22 @@ class VectorsTest {
             }
         }
     }
+
+    @org.junit.jupiter.api.Test
+    void transposeSwapsRowsAndLanesInPlace() {
+        int lanes = Vectors.LANES;
+        float[] a = new float[lanes * lanes + 10];
+        for (int i = 0; i < a.length; i++) {
+            a[i] = i;
+        }
+        Vectors.transpose(a, 3);
+        for (int r = 0; r < lanes; r++) {
+            for (int c = 0; c < lanes; c++) {
+                assertEquals(3 + c * lanes + r, a[3 + r * lanes + c], "row " + r + " lane " + c);
+            }
+        }
+        for (int i : new int[] {0, 1, 2, 3 + lanes * lanes, a.length - 1}) {
+            assertEquals(i, a[i], "outside the block at " + i);
+        }
+    }
 }
