@@ -109,14 +109,20 @@ class VectorsTest {
         }
     }
 
-    @org.junit.jupiter.api.Test
-    void transposeSwapsRowsAndLanesInPlace() {
+    /** Both ways: the 16-register one where LANES is 16, and the stage loop of other widths. */
+    @ParameterizedTest
+    @ValueSource(booleans = {true, false})
+    void transposeSwapsRowsAndLanesInPlace(boolean byStages) {
         int lanes = Vectors.LANES;
         float[] a = new float[lanes * lanes + 10];
         for (int i = 0; i < a.length; i++) {
             a[i] = i;
         }
-        Vectors.transpose(a, 3);
+        if (byStages) {
+            Vectors.transposeByStages(a, 3);
+        } else {
+            Vectors.transpose(a, 3);
+        }
         for (int r = 0; r < lanes; r++) {
             for (int c = 0; c < lanes; c++) {
                 assertEquals(3 + c * lanes + r, a[3 + r * lanes + c], "row " + r + " lane " + c);
