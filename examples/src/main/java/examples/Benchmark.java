@@ -79,7 +79,7 @@ public final class Benchmark extends Tool {
 
     record Report(String model, String backend, int threads, int resolution, int batch, int runs, double medianMs,
                   double p10Ms, double p90Ms, double imagesPerSecond, double gflopsPerSecond, long multiplyAddsPerImage,
-                  List<NodeTime> profile, Comparison comparison) {
+                  List<NodeTime> profile, Comparison comparison, long allocatedBytesPerRun) {
     }
 
     /** Timed runs per engine in one block of --compare's alternation. */
@@ -143,7 +143,8 @@ public final class Benchmark extends Tool {
         Comparison comparison = measured == null ? null : compare(measured, median, threads, multiplyAdds);
         Report report = new Report(loaded.description(), backend, threads, r, batch, runs,
                 median, percentile(sorted, 10), percentile(sorted, 90), batch / (median / 1e3),
-                2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, multiplyAdds, nodes, comparison);
+                2.0 * multiplyAdds * batch / (median / 1e3) / 1e9, multiplyAdds, nodes, comparison,
+                allocatedRuns == 0 ? -1 : allocatedBytes / allocatedRuns);
         if (json) {
             printJson(report);
         } else {
@@ -172,9 +173,11 @@ public final class Benchmark extends Tool {
         double[] latencies = new double[runs];
         long lastNote = System.nanoTime();
         for (int i = 0; i < runs; i++) {
+            long allocated = allocatedBytes();
             long start = System.nanoTime();
             run.run();
             long end = System.nanoTime();
+            countAllocation(allocated);
             latencies[i] = millis(end - start);
             if (end - lastNote > 5_000_000_000L) {
                 progress("run " + (i + 1) + " of " + runs);
@@ -254,15 +257,42 @@ public final class Benchmark extends Tool {
                 settle();
                 engines[engine].run();
                 for (int i = 0; i < block; i++) {
+                    long allocated = engine == 0 ? allocatedBytes() : -1;
                     long start = System.nanoTime();
                     engines[engine].run();
                     latencies[engine][done + i] = millis(System.nanoTime() - start);
+                    countAllocation(allocated);
                 }
             }
             done += block;
             progress("run " + done + " of " + runs + " per engine");
         }
         return latencies;
+    }
+
+    /** Java heap bytes allocated during Squall's timed runs (all threads), and how many runs. */
+    private long allocatedBytes;
+    private int allocatedRuns;
+
+    /**
+     * Bytes allocated on the Java heap by all threads so far (HotSpot's per-thread counters), -1
+     * where the JVM does not count them.
+     */
+    private static long allocatedBytes() {
+        if (java.lang.management.ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean bean
+                && bean.isThreadAllocatedMemorySupported() && bean.isThreadAllocatedMemoryEnabled()) {
+            return bean.getTotalThreadAllocatedBytes();
+        }
+        return -1;
+    }
+
+    /** Adds what a timed run allocated since {@code before} ({@link #allocatedBytes()}; -1: not counted). */
+    private void countAllocation(long before) {
+        long after = before < 0 ? -1 : allocatedBytes();
+        if (after >= 0) {
+            allocatedBytes += after - before;
+            allocatedRuns++;
+        }
     }
 
     /**
@@ -314,6 +344,12 @@ public final class Benchmark extends Tool {
                 report.p90Ms());
         out.printf("throughput: %.1f images/s, %.2f GFLOP/s (%.3f GMAC per image)%n", report.imagesPerSecond(),
                 report.gflopsPerSecond(), report.multiplyAddsPerImage() / 1e9);
+        if (report.allocatedBytesPerRun() >= 0) {
+            // Outputs and small per-task scratch come to tens of KB; a kernel whose vectors C2 left
+            // boxed (a vector passed to a call it did not inline, an intrinsic it could not apply)
+            // allocates hundreds of KB more a run (ops-tornado/CPU-KERNELS.md, round 13).
+            out.printf("allocated: %.1f KB per timed run on the Java heap%n", report.allocatedBytesPerRun() / 1e3);
+        }
         Comparison c = report.comparison();
         if (c != null) {
             out.printf("%s %s (%d intra-op threads, 1 inter-op, all optimizations), same input, running %s%n",

@@ -35,6 +35,8 @@ class BenchmarkTest {
             shares += node.get("share").asDouble();
         }
         assertEquals(1.0, shares, 1e-6);
+        // Each run returns a new [2, 1000] output: at least its 8000 bytes were allocated.
+        assertTrue(r.get("allocatedBytesPerRun").asLong() >= 2 * 1000 * Float.BYTES, run.toString());
     }
 
     /** Structure and consistency of --compare ort, and that the outputs were compared (not how fast anything is). */

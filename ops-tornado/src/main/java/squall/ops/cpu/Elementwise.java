@@ -75,7 +75,7 @@ public final class Elementwise {
      */
     public static CpuKernel globalAvgPool(float[] x, float[] out, int planes, int spatial) {
         return workers -> Split.ranges(workers, planes, (from, to) -> {
-            float[] lanes = new float[LANES];
+            float[] lanes = Scratch.tile(LANES);
             for (int plane = from; plane < to; plane++) {
                 int start = plane * spatial;
                 int end = start + spatial;

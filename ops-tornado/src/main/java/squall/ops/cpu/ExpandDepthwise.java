@@ -95,7 +95,7 @@ public final class ExpandDepthwise implements CpuKernel {
                 expand.multiplyWhole(panel, packed, s * expand.stripSize(), band, outAt + first, pixels);
                 continue;
             }
-            tile = tile != null ? tile : new float[PackedGemm.tileSize()];
+            tile = tile != null ? tile : Scratch.tile(PackedGemm.tileSize());
             expand.multiply(panel, packed, s * expand.stripSize(), width, tile);
             expand.activate(tile, panel);
             expand.store(tile, panel, 0, width, null, band, outAt + first, pixels);

@@ -242,7 +242,7 @@ public final class GemmConv implements CpuKernel {
         }
         Split.ranges(workers, blocks * groups, (from, to) -> {
             MemorySegment packed = shared != null ? shared : Scratch.aligned(stripsPerBlock * gemm.stripSize());
-            float[] tile = new float[PackedGemm.tileSize()];
+            float[] tile = Scratch.tile(PackedGemm.tileSize());
             int packedBlock = -1;
             for (int item = from; item < to; item++) {
                 int block = item / groups;
@@ -345,7 +345,7 @@ public final class GemmConv implements CpuKernel {
             int image = n;
             Split.ranges(workers, inChannels, (from, to) -> pad(image * inSize, from, to, padded));
             Split.ranges(workers, strips * panels, (from, to) -> {
-                float[] tile = new float[PackedGemm.tileSize()];
+                float[] tile = Scratch.tile(PackedGemm.tileSize());
                 int[] pieces = new int[10];
                 int piecesOf = -1;
                 for (int item = from; item < to; item++) {

@@ -101,14 +101,14 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
         int tiles = pixels / PIXELS;
         // Items run strip by strip, so a task reuses a strip of W^T for all the tiles of an image.
         Split.ranges(workers, batch * strips * tiles, (from, to) -> {
-            float[] buffer = new float[PIXELS * CHANNELS];
+            float[] buffer = Scratch.tile(PIXELS * CHANNELS);
             for (int item = from; item < to; item++) {
                 int image = item / (strips * tiles);
                 int strip = item / tiles % strips;
                 int firstPixel = item % tiles * PIXELS;
                 tile(strip, image * depth * pixels + firstPixel, buffer);
                 if (activation != Activation.NONE) {
-                    Vectors.activate(activation, buffer, 0, buffer, 0, buffer.length, null);
+                    Vectors.activate(activation, buffer, 0, buffer, 0, PIXELS * CHANNELS, null);
                 }
                 store(buffer, image, strip, firstPixel);
             }
