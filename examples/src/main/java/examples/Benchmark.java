@@ -26,7 +26,8 @@ import squall.networks.onnx.OnnxExporter;
 /** Latency and throughput of a network on a backend, and optionally where the time goes per node. */
 @Command(name = "squall bench", mixinStandardHelpOptions = true, version = Tool.VERSION, sortOptions = false,
         description = {"Benchmark a network: warm up, then time --runs runs of one batch.",
-                "Reports latency median/p10/p90, images per second and GFLOP/s (2 FLOPs per multiply-add)."})
+                "Reports latency median/p10/p90, images per second, GFLOP/s (2 FLOPs per multiply-add)",
+                "and the Java heap allocated per timed run."})
 public final class Benchmark extends Tool {
     @Option(names = "--model", paramLabel = "NAME|FILE.onnx", required = true, completionCandidates = NetworkNames.class,
             description = "A network (${COMPLETION-CANDIDATES}) or an ONNX file with its weights inside.")
@@ -345,7 +346,7 @@ public final class Benchmark extends Tool {
         out.printf("throughput: %.1f images/s, %.2f GFLOP/s (%.3f GMAC per image)%n", report.imagesPerSecond(),
                 report.gflopsPerSecond(), report.multiplyAddsPerImage() / 1e9);
         if (report.allocatedBytesPerRun() >= 0) {
-            // Outputs and small per-task scratch come to tens of KB; a kernel whose vectors C2 left
+            // Outputs, jobs and lambdas come to tens of KB; a kernel whose vectors C2 left
             // boxed (a vector passed to a call it did not inline, an intrinsic it could not apply)
             // allocates hundreds of KB more a run (ops-tornado/CPU-KERNELS.md, round 13).
             out.printf("allocated: %.1f KB per timed run on the Java heap%n", report.allocatedBytesPerRun() / 1e3);
