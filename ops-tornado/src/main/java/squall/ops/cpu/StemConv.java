@@ -108,7 +108,7 @@ public final class StemConv implements CpuKernel {
         }
         Split.ranges(workers, batch * outHeight, (from, to) -> {
             float[] phases = Scratch.floats(inChannels * KERNEL * 2 * rowLength);
-            float[] tile = new float[CHANNELS * 2 * LANES];
+            float[] tile = Scratch.tile(CHANNELS * 2 * LANES);
             for (int item = from; item < to; item++) {
                 row(item / outHeight, item % outHeight, phases, tile);
             }
