@@ -174,7 +174,7 @@ public final class Benchmark extends Tool {
         double[] latencies = new double[runs];
         long lastNote = System.nanoTime();
         for (int i = 0; i < runs; i++) {
-            long allocated = allocatedBytes();
+            long[][] allocated = allocationSnapshot();
             long start = System.nanoTime();
             run.run();
             long end = System.nanoTime();
@@ -258,7 +258,7 @@ public final class Benchmark extends Tool {
                 settle();
                 engines[engine].run();
                 for (int i = 0; i < block; i++) {
-                    long allocated = engine == 0 ? allocatedBytes() : -1;
+                    long[][] allocated = engine == 0 ? allocationSnapshot() : null;
                     long start = System.nanoTime();
                     engines[engine].run();
                     latencies[engine][done + i] = millis(System.nanoTime() - start);
@@ -276,24 +276,34 @@ public final class Benchmark extends Tool {
     private int allocatedRuns;
 
     /**
-     * Bytes allocated on the Java heap by all threads so far (HotSpot's per-thread counters), -1
-     * where the JVM does not count them.
+     * Each live thread's id and the heap bytes it has allocated so far (HotSpot's per-thread
+     * counters), or null where the JVM does not count them. Per thread, not the JVM's total
+     * (getTotalThreadAllocatedBytes): that jumped by 3 GB within ten runs in 2 of 5
+     * efficientnet_v2_s batch-8 benchmarks, apparently as an idle thread ended; threads alive at
+     * both ends of a run give the same figure every time.
      */
-    private static long allocatedBytes() {
+    private static long[][] allocationSnapshot() {
         if (java.lang.management.ManagementFactory.getThreadMXBean() instanceof com.sun.management.ThreadMXBean bean
                 && bean.isThreadAllocatedMemorySupported() && bean.isThreadAllocatedMemoryEnabled()) {
-            return bean.getTotalThreadAllocatedBytes();
+            long[] ids = bean.getAllThreadIds();
+            return new long[][] {ids, bean.getThreadAllocatedBytes(ids)};
         }
-        return -1;
+        return null;
     }
 
-    /** Adds what a timed run allocated since {@code before} ({@link #allocatedBytes()}; -1: not counted). */
-    private void countAllocation(long before) {
-        long after = before < 0 ? -1 : allocatedBytes();
-        if (after >= 0) {
-            allocatedBytes += after - before;
-            allocatedRuns++;
+    /** Adds what the threads alive at {@code before} ({@link #allocationSnapshot()}) allocated since. */
+    private void countAllocation(long[][] before) {
+        if (before == null) {
+            return;
         }
+        var bean = (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+        long[] after = bean.getThreadAllocatedBytes(before[0]);
+        for (int t = 0; t < after.length; t++) {
+            if (before[1][t] >= 0 && after[t] >= 0) {
+                allocatedBytes += after[t] - before[1][t];
+            }
+        }
+        allocatedRuns++;
     }
 
     /**
