@@ -81,7 +81,7 @@ public final class LayerBench {
             new Layer("b0 dw5 1152 @7", 1152, 7, 1152, 5, 1, true, "silu"),
             new Layer("v3s dw5 576 @7", 576, 7, 576, 5, 1, true, "hardswish"),
             new Layer("v3s dw5 288 s2 @14", 288, 14, 288, 5, 2, true, "hardswish"),
-            new Layer("v3s dw5 240 @7 relu", 240, 7, 240, 5, 1, true, "relu"),
+            new Layer("dw5 240 @7 relu (clamp path)", 240, 7, 240, 5, 1, true, "relu"),
             new Layer("v2s fused 3x3 24->96 s2 @112", 24, 112, 96, 3, 2, false, "silu"),
             new Layer("v2s fused 3x3 24->24 @112", 24, 112, 24, 3, 1, false, "silu"),
             new Layer("v2s fused 3x3 48->192 @56", 48, 56, 192, 3, 1, false, "silu"),
