@@ -139,7 +139,8 @@ final class Conv2d implements Operator {
                 return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                         outChannels, outHeight * outWidth, g.activation(), inputScale);
             }
-            if (PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
+            if (PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, inChannels, outChannels,
+                    context.isConstant(1))) {
                 return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(),
                         inChannels, outChannels, outHeight * outWidth, g.activation(), inputScale,
                         context.scratch(g.batch() * inChannels * outHeight * outWidth));
@@ -157,7 +158,8 @@ final class Conv2d implements Operator {
                     outChannels, outHeight * outWidth, g.activation(), null);
         }
         if (g.groups() == 1 && !GemmConv.needsColumns(window)
-                && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, context.isConstant(1))) {
+                && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, inChannels, outChannels,
+                    context.isConstant(1))) {
             return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation(), null, null);
         }

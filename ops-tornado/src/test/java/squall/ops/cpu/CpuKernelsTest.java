@@ -48,7 +48,10 @@ class CpuKernelsTest {
         return Stream.of(
                 new Conv("pointwise 16->24 on 56x56 (MobileNetV2 shape)", 1, 16, 56, 56, 24, 1, 1, 1, false,
                         ShallowPointwise.class),
-                new Conv("pointwise 13->25 on 7x7, batch 3, residual", 3, 13, 7, 7, 25, 1, 1, 1, true, GemmConv.class),
+                new Conv("pointwise 13->25 on 7x7, batch 3, residual (channels in lanes: small weights, a small map)", 3,
+                        13, 7, 7, 25, 1, 1, 1, true, PointwiseChannelsInLanes.class),
+                new Conv("pointwise 13->25 on 6x6, batch 3, residual (GEMM strips pieced from two images)", 3, 13, 6, 6,
+                        25, 1, 1, 1, true, GemmConv.class),
                 new Conv("pointwise 1->12 on 5x9", 2, 1, 5, 9, 12, 1, 1, 1, false, GemmConv.class),
                 new Conv("pointwise 32->14 on 31x29, batch 2, residual", 2, 32, 31, 29, 14, 1, 1, 1, true,
                         ShallowPointwise.class),
@@ -139,6 +142,10 @@ class CpuKernelsTest {
                 new Conv("depthwise 5x5 s1 on 9x7", 2, 7, 9, 7, 7, 5, 1, 7, false, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 5x5 s1 on 7x7, batch 2, residual (channels in lanes: 4 + 3 pixels a row, a "
                         + "partial block of channels)", 2, 40, 7, 7, 40, 5, 1, 40, true, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s1 on 3x5, batch 2, residual (channels in lanes: 15 pixels, the last 4-pixel "
+                        + "step stores 3 past them)", 2, 18, 3, 5, 18, 5, 1, 18, true, DepthwiseChannelsInLanes.class),
+                new Conv("depthwise 5x5 s1 on 8x8 (channels in lanes: two whole 4-pixel steps a row)", 1, 16, 8, 8, 16, 5,
+                        1, 16, false, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 5x5 s2 on 7x7", 1, 9, 7, 7, 9, 5, 2, 9, false, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 5x5 s2 on 2x3", 2, 3, 2, 3, 3, 5, 2, 3, true, DepthwiseChannelsInLanes.class),
                 new Conv("depthwise 3x3 s1 on a 1x1 map", 3, 33, 1, 1, 33, 3, 1, 33, false,
@@ -240,6 +247,7 @@ class CpuKernelsTest {
         checkInputScale(2, 300, 9, 11, 230, "silu", true, GemmConv.class, random);
         checkInputScale(2, 70, 7, 7, 45, "hardswish", true, PointwiseChannelsInLanes.class, random);
         checkInputScale(1, 96, 7, 7, 40, "none", false, PointwiseChannelsInLanes.class, random);
+        checkInputScale(5, 120, 7, 7, 33, "silu", true, PointwiseChannelsInLanes.class, random);
     }
 
     private static void checkInputScale(int batch, int channels, int height, int width, int outChannels,

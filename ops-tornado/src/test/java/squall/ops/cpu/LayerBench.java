@@ -79,6 +79,8 @@ public final class LayerBench {
             new Layer("b0 dw5 672 @14", 672, 14, 672, 5, 1, true, "silu"),
             new Layer("b0 pw 112->672 @14", 112, 14, 672, 1, 1, false, "silu"),
             new Layer("b0 dw5 1152 @7", 1152, 7, 1152, 5, 1, true, "silu"),
+            new Layer("b0 pw 192->1152 @7", 192, 7, 1152, 1, 1, false, "silu"),
+            new Layer("b0 pw 1152->192 @7", 1152, 7, 192, 1, 1, false, "none"),
             new Layer("v3s dw5 576 @7", 576, 7, 576, 5, 1, true, "hardswish"),
             new Layer("v3s dw5 288 s2 @14", 288, 14, 288, 5, 2, true, "hardswish"),
             new Layer("dw5 240 @7 relu (clamp path)", 240, 7, 240, 5, 1, true, "relu"),
