@@ -150,8 +150,8 @@ final class Conv2d implements Operator {
                     inputScale);
         }
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && outHeight * outWidth == 1) {
-            return new Dense(input, weight, bias, context.input(3), output, g.batch(), inChannels, outChannels,
-                    g.activation());
+            return new Dense(input, weight, context.isConstant(1), bias, context.input(3), output, g.batch(),
+                    inChannels, outChannels, g.activation());
         }
         if (g.groups() == 1 && !GemmConv.needsColumns(window) && ShallowPointwise.beatsTheGemm(inChannels, outChannels, outHeight * outWidth)) {
             return new ShallowPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,

@@ -52,8 +52,8 @@ final class Linear implements Operator {
     @Override
     public CpuKernel cpuKernel(KernelContext context) {
         int inFeatures = context.inputShape(1).dim(1);
-        return new Dense(context.input(0), context.input(1), bias(context), null, context.output(0),
-                context.inputShape(0).size() / inFeatures, inFeatures, context.inputShape(1).dim(0),
+        return new Dense(context.input(0), context.input(1), context.isConstant(1), bias(context), null,
+                context.output(0), context.inputShape(0).size() / inFeatures, inFeatures, context.inputShape(1).dim(0),
                 Activation.fusedCode(context.node()));
     }
 

@@ -78,6 +78,8 @@ class CpuKernelsTest {
                 new Conv("pointwise 40->70 on 14x7 (channels in lanes, a partial strip of channels)", 1, 40, 14, 7, 70, 1,
                         1, 1, false, PointwiseChannelsInLanes.class),
                 new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),
+                new Conv("pointwise on a 1x1 map, batch 9, residual (squeeze-excite batched: 8 + 1 rows)", 9, 20, 1, 1,
+                        37, 1, 1, 1, true, Dense.class),
                 new Conv("stem 3x3 s2 3->32 on 15x17, batch 2", 2, 3, 15, 17, 32, 3, 2, 1, false, StemConv.class),
                 new Conv("stem 3x3 s2 3->32 on 61x57, batch 2 (direct: a partial second vector)", 2, 3, 61, 57, 32, 3,
                         2, 1, false, StemConv.class),
@@ -204,7 +206,9 @@ class CpuKernelsTest {
     @Test
     void linearMatchesThePortableKernel() {
         Random random = new Random(5);
-        for (int[] size : new int[][] {{1, 1280, 1000}, {3, 17, 6}, {8, 33, 13}, {2, 5, 3}, {1, 16, 4}}) {
+        // From 4 rows with constant weights, features in lanes: 8 + 4 rows, 5 rows, partial strips.
+        for (int[] size : new int[][] {{1, 1280, 1000}, {3, 17, 6}, {8, 33, 13}, {2, 5, 3}, {1, 16, 4},
+                {12, 40, 70}, {5, 48, 1152}, {4, 7, 33}}) {
             for (String activation : List.of("none", "hardswish")) {
                 var shapes = Arrays.asList(Shape.of(size[0], size[1]), Shape.of(size[2], size[1]), Shape.of(size[2]));
                 check("linear", Attributes.of("activation", activation), shapes, random, Dense.class,
@@ -362,21 +366,26 @@ class CpuKernelsTest {
         var portable = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
         operator.kernels(portable).forEach(KernelCall::invoke);
         // Weights and bias are graph inputs here (as in ONNX test cases), which every kernel must
-        // handle; the channels-in-lanes kernel needs them constant, as a model's parameters are.
-        boolean[] constant = new boolean[shapes.size()];
-        if (kernelType == PointwiseChannelsInLanes.class) {
-            constant[1] = true;
-            constant[2] = true;
-        }
-        for (int threads : new int[] {1, 2}) {
-            var tuned = new JvmKernelContext(node, shapes, outShapes, inputs, newOutputs(outShapes), constant);
-            CpuKernel kernel = operator.cpuKernel(tuned);
-            if (kernelType != null) {
-                assertInstanceOf(kernelType, kernel, what);
+        // handle; the channels-in-lanes kernel needs them constant, as a model's parameters are,
+        // and Dense packs them for a batch only then: it runs both ways.
+        boolean[] constantCases = kernelType == Dense.class ? new boolean[] {false, true}
+                : new boolean[] {kernelType == PointwiseChannelsInLanes.class};
+        for (boolean constantWeights : constantCases) {
+            boolean[] constant = new boolean[shapes.size()];
+            for (int i = 1; i < Math.min(3, constant.length); i++) {
+                constant[i] = constantWeights;
             }
-            kernel.run(Workers.of(threads));
-            kernel.run(Workers.of(threads));
-            assertAgrees(portable.output(0), tuned.output(0), what + ", " + threads + " threads");
+            for (int threads : new int[] {1, 2}) {
+                var tuned = new JvmKernelContext(node, shapes, outShapes, inputs, newOutputs(outShapes), constant);
+                CpuKernel kernel = operator.cpuKernel(tuned);
+                if (kernelType != null) {
+                    assertInstanceOf(kernelType, kernel, what);
+                }
+                kernel.run(Workers.of(threads));
+                kernel.run(Workers.of(threads));
+                assertAgrees(portable.output(0), tuned.output(0), what + ", " + threads + " threads"
+                        + (constantWeights ? ", constant weights" : ""));
+            }
         }
     }
 
