@@ -122,6 +122,7 @@ public final class DepthwiseConv implements CpuKernel {
         if (direct) {
             Split.ranges(workers, planes, (from, to) -> {
                 int planeSize = inHeight * inWidth;
+                int unfinished = from;
                 for (int plane = from; plane < to; plane++) {
                     // The kernels read the plane in place, with vectors reaching a few columns
                     // before it and past it (lanes that blends zero or that are never stored):
@@ -133,7 +134,14 @@ public final class DepthwiseConv implements CpuKernel {
                         System.arraycopy(input, start, src, MARGIN_BEFORE, planeSize);
                         start = MARGIN_BEFORE;
                     }
-                    directPlane(plane, src, start);
+                    convolveDirect(plane, src, start);
+                    // The activation over a run of planes at once: on 7x7 maps a plane's 49 outputs
+                    // ended in a padded partial step each (Zen 4, 2 threads: 3x3 1536@7 silu
+                    // 0.079-0.113 -> 0.054-0.073 ms, batch 8 0.66-0.79 -> 0.43-0.64).
+                    if (plane + 1 == to || (plane + 1 - unfinished) * outHeight * outWidth >= FINISH_RUN) {
+                        finishPlanes(unfinished, plane + 1);
+                        unfinished = plane + 1;
+                    }
                 }
             });
             return;
@@ -155,6 +163,15 @@ public final class DepthwiseConv implements CpuKernel {
      * zero or never stored).
      */
     void directPlane(int plane, float[] src, int start) {
+        convolveDirect(plane, src, start);
+        finishPlanes(plane, plane + 1);
+    }
+
+    /** Outputs a run of planes finishes at once in {@link #run}: 4 KB, in L1 still. */
+    private static final int FINISH_RUN = 1024;
+
+    /** {@link #directPlane} before {@link #finishPlanes}: the convolution, with a clamp if that is the activation. */
+    private void convolveDirect(int plane, float[] src, int start) {
         // Right to left: see directColumn3x3 on the whole-vector stores.
         for (int ox = (outWidth - 1) / LANES * LANES; ox >= 0; ox -= LANES) {
             if (stride == 2 && kernelH == 3) {
@@ -167,14 +184,13 @@ public final class DepthwiseConv implements CpuKernel {
                 directColumn5x5(plane, ox, src, start + ox - 2);
             }
         }
-        finishPlane(plane);
     }
 
-    /** An activation other than a clamp, and then the residual, over the plane's outputs. */
-    private void finishPlane(int plane) {
+    /** An activation other than a clamp, and then the residual, over the outputs of planes [from, to). */
+    private void finishPlanes(int from, int to) {
         if (!clampOnly) {
-            int start = plane * outHeight * outWidth;
-            Vectors.finish(activation, output, start, start + outHeight * outWidth, residual);
+            int size = outHeight * outWidth;
+            Vectors.finish(activation, output, from * size, to * size, residual);
         }
     }
 
@@ -574,7 +590,7 @@ public final class DepthwiseConv implements CpuKernel {
 
     private void convolvePlane(float[] phases, int plane) {
         convolvePlaneAnySize(phases, plane);
-        finishPlane(plane);
+        finishPlanes(plane, plane + 1);
     }
 
     private void convolvePlaneAnySize(float[] phases, int plane) {

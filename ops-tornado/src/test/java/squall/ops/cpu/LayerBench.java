@@ -71,6 +71,7 @@ public final class LayerBench {
             new Layer("v2 dw 576 s2 @14", 576, 14, 576, 3, 2, true, "relu6"),
             new Layer("v2 pw 160->960 @7", 160, 7, 960, 1, 1, false, "relu6"),
             new Layer("v2 dw 960 @7", 960, 7, 960, 3, 1, true, "relu6"),
+            new Layer("v2s dw 1536 @7", 1536, 7, 1536, 3, 1, true, "silu"),
             new Layer("v2 pw 960->160 @7", 960, 7, 160, 1, 1, false, "none"),
             new Layer("v2 pw 320->1280 @7", 320, 7, 1280, 1, 1, false, "relu6"),
             new Layer("b0 dw 32 @112", 32, 112, 32, 3, 1, true, "silu"),
