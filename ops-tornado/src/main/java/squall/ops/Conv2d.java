@@ -140,7 +140,7 @@ final class Conv2d implements Operator {
                         outChannels, outHeight * outWidth, g.activation(), inputScale);
             }
             if (PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, inChannels, outChannels,
-                    context.isConstant(1))) {
+                    context.isConstant(1), true)) {
                 return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(),
                         inChannels, outChannels, outHeight * outWidth, g.activation(), inputScale,
                         context.scratch(g.batch() * inChannels * outHeight * outWidth));
@@ -159,7 +159,7 @@ final class Conv2d implements Operator {
         }
         if (g.groups() == 1 && !GemmConv.needsColumns(window)
                 && PointwiseChannelsInLanes.beatsTheGemm(g.batch(), outHeight * outWidth, inChannels, outChannels,
-                    context.isConstant(1))) {
+                    context.isConstant(1), false)) {
             return new PointwiseChannelsInLanes(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                     outChannels, outHeight * outWidth, g.activation(), null, null);
         }

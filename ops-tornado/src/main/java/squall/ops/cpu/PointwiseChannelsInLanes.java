@@ -33,20 +33,24 @@ public final class PointwiseChannelsInLanes implements CpuKernel {
     /**
      * Where this beats the packed GEMM. Pixel counts that tile by 7 and fill less than 80% of the
      * GEMM's 32-pixel strips, i.e. 7x7 maps at batch 1 and 2 (1024->1024 @7: 0.79 -> 0.68 ms on 2
-     * threads, 1.54 -> 1.38 on 1; mobilenet_v3_large 8.1 -> 7.6 ms); on 14x14 (88% filled) it
-     * measured no better. And maps of 7x7 or less at any batch when the weights are at most
-     * {@link #BATCHED_WEIGHTS}: at batch 8 the GEMM's strips of 32 pixels pieced from two images
-     * ran deep 1x1 convs at 60-75% of its batch-1 speed (Zen 4, 2 threads: 1152->192 @7 1.15 ->
-     * 0.84 ms, 960->160 0.69 -> 0.58, 320->1280 1.79 -> 1.72; 1024->1024, 4 MB of weights read
-     * again for each image here, 4.3 -> 4.5). Constant weights only: they are transposed and
+     * threads, 1.54 -> 1.38 on 1; mobilenet_v3_large 8.1 -> 7.6 ms). Maps of 7x7 or less at any
+     * batch when the weights are at most {@link #BATCHED_WEIGHTS}: at batch 8 the GEMM's strips of
+     * 32 pixels pieced from two images ran deep 1x1 convs at 60-75% of its batch-1 speed (Zen 4, 2
+     * threads: 1152->192 @7 1.15 -> 0.84 ms, 960->160 0.69 -> 0.58, 320->1280 1.79 -> 1.72;
+     * 1024->1024, 4 MB of weights read again for each image here, 4.3 -> 4.5). And, ungated,
+     * projections (depth at least 4 times the outputs) of one 14x14 map: 384->64 0.061 -> 0.046 ms,
+     * 672->112 0.185 -> 0.160, 960->160 0.33 -> 0.30 (at batch 8 the GEMM stays ahead; expansions
+     * like 112->672 lose here, 0.21 -> 0.28). Constant weights only: they are transposed and
      * packed once.
      */
-    public static boolean beatsTheGemm(int batch, int pixels, int depth, int rows, boolean weightConstant) {
+    public static boolean beatsTheGemm(int batch, int pixels, int depth, int rows, boolean weightConstant,
+                                       boolean gated) {
         int columns = batch * pixels;
         int strips = (columns + PackedGemm.TILE_COLUMNS - 1) / PackedGemm.TILE_COLUMNS;
         boolean smallMap = pixels <= 49 && (long) depth * rows <= BATCHED_WEIGHTS;
+        boolean projection = !gated && columns <= 14 * 14 && depth >= 4 * rows;
         return weightConstant && pixels % PIXELS == 0
-                && (columns < 0.8 * strips * PackedGemm.TILE_COLUMNS || smallMap);
+                && (columns < 0.8 * strips * PackedGemm.TILE_COLUMNS || smallMap || projection);
     }
 
     /** Floats of weights up to which a batch of small maps runs here image by image: 2 MB. */

@@ -75,6 +75,8 @@ class CpuKernelsTest {
                 new Conv("pointwise on a 1x1 map, batch 2 (squeeze-excite)", 2, 37, 1, 1, 19, 1, 1, 1, false, Dense.class),
                 new Conv("pointwise 33->64 on 7x7, batch 2, residual (channels in lanes)", 2, 33, 7, 7, 64, 1, 1, 1,
                         true, PointwiseChannelsInLanes.class),
+                new Conv("pointwise 130->30 on 14x14, residual (a projection: channels in lanes)", 1, 130, 14, 14, 30, 1,
+                        1, 1, true, PointwiseChannelsInLanes.class),
                 new Conv("pointwise 40->70 on 14x7 (channels in lanes, a partial strip of channels)", 1, 40, 14, 7, 70, 1,
                         1, 1, false, PointwiseChannelsInLanes.class),
                 new Conv("pointwise on a 1x1 map with residual", 3, 8, 1, 1, 5, 1, 1, 1, true, Dense.class),

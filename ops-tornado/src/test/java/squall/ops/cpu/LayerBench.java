@@ -86,6 +86,12 @@ public final class LayerBench {
             new Layer("v3s dw5 288 s2 @14", 288, 14, 288, 5, 2, true, "hardswish"),
             new Layer("dw5 240 @7 relu (clamp path)", 240, 7, 240, 5, 1, true, "relu"),
             new Layer("v2s fused 3x3 24->96 s2 @112", 24, 112, 96, 3, 2, false, "silu"),
+            new Layer("v2s pw 96->48 @56", 96, 56, 48, 1, 1, false, "none"),
+            new Layer("v2s pw 192->48 @56", 192, 56, 48, 1, 1, false, "none"),
+            new Layer("v2s pw 192->64 @28", 192, 28, 64, 1, 1, false, "none"),
+            new Layer("v2s pw 960->160 @14", 960, 14, 160, 1, 1, false, "none"),
+            new Layer("b0 pw 672->112 @14", 672, 14, 112, 1, 1, false, "none"),
+            new Layer("b0 pw 480->80 @14", 480, 14, 80, 1, 1, false, "none"),
             new Layer("v2s fused 3x3 24->24 @112", 24, 112, 24, 3, 1, false, "silu"),
             new Layer("v2s fused 3x3 48->192 @56", 48, 56, 192, 3, 1, false, "silu"),
             new Layer("v2s fused 3x3 64->256 @28", 64, 28, 256, 3, 1, false, "silu"));
