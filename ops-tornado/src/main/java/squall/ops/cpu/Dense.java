@@ -66,14 +66,15 @@ public final class Dense implements CpuKernel {
     public void run(Workers workers) {
         if (packed != null) {
             int strips = (outFeatures + STRIP - 1) / STRIP;
+            boolean finishes = activation != Activation.NONE || residual != null;
             Split.ranges(workers, strips, (from, to) -> {
                 for (int strip = from; strip < to; strip++) {
+                    int m = strip * STRIP;
+                    int width = Math.min(STRIP, outFeatures - m);
                     for (int n = 0; n < rows; n += 8) {
-                        eightRows(strip, n, Math.min(8, rows - n));
-                        int m = strip * STRIP;
-                        int width = Math.min(STRIP, outFeatures - m);
-                        for (int r = n; r < n + Math.min(8, rows - n) && (activation != Activation.NONE
-                                || residual != null); r++) {
+                        int count = Math.min(8, rows - n);
+                        eightRows(strip, n, count);
+                        for (int r = n; finishes && r < n + count; r++) {
                             Vectors.finish(activation, y, r * outFeatures + m, r * outFeatures + m + width,
                                     residual);
                         }
