@@ -313,13 +313,26 @@ public final class DepthwiseConv implements CpuKernel {
         VectorMask<Float> right1 = Vectors.firstLanes(width - 1 - ox).not();
         VectorMask<Float> right2 = Vectors.firstLanes(Math.max(0, width - 2 - ox)).not();
         int rows = inHeight;
-        int o = plane * outHeight * width + ox - 4 * width;
+        int o = plane * outHeight * width + ox - 2 * width;
         int last = plane * outHeight * width + ox + (outHeight - 1) * width;
         int whole = wholeStores(plane, last);
-        FloatVector a0 = zero, a1 = zero, a2 = zero, a3 = zero;
-        for (int r = -2; r < rows + 2; r++, o += width) {
+        // The two zero rows above the image, without their loop steps (2 of 18 on a 14x14 map):
+        // they leave tap rows 0-1 of output 0 (a2) and tap row 0 of output 1 (a3) summed from the
+        // bias over zeros, the same FMAs on zero vectors as before.
+        FloatVector a0 = zero, a1 = zero;
+        FloatVector a3 = zero.fma(FloatVector.broadcast(SPECIES, weight[w]), planeBias);
+        a3 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 1]), a3);
+        a3 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 2]), a3);
+        a3 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 3]), a3);
+        a3 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 4]), a3);
+        FloatVector a2 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 5]), a3);
+        a2 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 6]), a2);
+        a2 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 7]), a2);
+        a2 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 8]), a2);
+        a2 = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 9]), a2);
+        for (int r = 0; r < rows + 2; r++, o += width) {
             FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
-            if (r >= 0 && r < rows) {
+            if (r < rows) {
                 x0 = FloatVector.fromArray(SPECIES, src, at).blend(zero, left2);
                 x1 = FloatVector.fromArray(SPECIES, src, at + 1).blend(zero, left1);
                 x2 = FloatVector.fromArray(SPECIES, src, at + 2);
@@ -488,14 +501,26 @@ public final class DepthwiseConv implements CpuKernel {
         VectorMask<Float> right4 = Vectors.firstLanes(Math.max(0, (inWidth - 2 * ox - 1) / 2)).not();
         // Sums in flight after input row 2m − 1: before = output m − 1 (tap rows 0-3), middle =
         // output m (rows 0-1; rows 0-2 after row 2m), started = output m + 1 (row 0, from row 2m).
-        FloatVector before = zero, middle = zero, started = zero;
-        int o = plane * outHeight * width + ox - 2 * width;
+        // The two zero rows above the image, without their loop steps (2 of 17 on a 14x14 input):
+        // they leave tap row 0 of output 0 (started) and its rows 0-1 (middle) summed from the bias
+        // over zeros, the same FMAs on zero vectors as before.
+        FloatVector started = zero.fma(FloatVector.broadcast(SPECIES, weight[w]), planeBias);
+        started = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 1]), started);
+        started = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 2]), started);
+        started = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 3]), started);
+        started = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 4]), started);
+        FloatVector middle = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 5]), started);
+        middle = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 6]), middle);
+        middle = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 7]), middle);
+        middle = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 8]), middle);
+        middle = zero.fma(FloatVector.broadcast(SPECIES, weight[w + 9]), middle);
+        FloatVector before = zero;
+        int o = plane * outHeight * width + ox - width;
         int whole = wholeStores(plane, plane * outHeight * width + ox + (outHeight - 1) * width);
         VectorMask<Float> valid = Vectors.firstLanes(width - ox);
-        at -= 2 * stride;
-        for (int r = -2; r <= 2 * outHeight; r++, at += stride) {
+        for (int r = 0; r <= 2 * outHeight; r++, at += stride) {
             FloatVector x0 = zero, x1 = zero, x2 = zero, x3 = zero, x4 = zero;
-            if (r >= 0 && r < inHeight) {
+            if (r < inHeight) {
                 FloatVector low0 = FloatVector.fromArray(SPECIES, src, at);
                 FloatVector high0 = FloatVector.fromArray(SPECIES, src, at + LANES);
                 FloatVector low2 = FloatVector.fromArray(SPECIES, src, at + 2);

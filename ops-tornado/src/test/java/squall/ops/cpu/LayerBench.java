@@ -78,6 +78,7 @@ public final class LayerBench {
             new Layer("b0 dw 144 @56", 144, 56, 144, 3, 1, true, "silu"),
             new Layer("b0 dw5 144 s2 @56", 144, 56, 144, 5, 2, true, "silu"),
             new Layer("b0 dw5 672 @14", 672, 14, 672, 5, 1, true, "silu"),
+            new Layer("dw5 672 @14 relu6 (clamp path)", 672, 14, 672, 5, 1, true, "relu6"),
             new Layer("b0 pw 112->672 @14", 112, 14, 672, 1, 1, false, "silu"),
             new Layer("b0 dw5 1152 @7", 1152, 7, 1152, 5, 1, true, "silu"),
             new Layer("b0 pw 192->1152 @7", 192, 7, 1152, 1, 1, false, "silu"),
