@@ -109,13 +109,32 @@ public final class StemConv implements CpuKernel {
         Split.ranges(workers, batch * outHeight, (from, to) -> {
             float[] phases = Scratch.floats(inChannels * KERNEL * 2 * rowLength);
             float[] tile = Scratch.tile(CHANNELS * 2 * LANES);
+            int unfinished = from;
             for (int item = from; item < to; item++) {
                 row(item / outHeight, item % outHeight, phases, tile);
+                // An activation other than a clamp over a few rows of each channel at once: row by
+                // row, a 112-wide row's last half step went through Vectors' padded tail.
+                boolean last = item + 1 == to || (item + 1) % outHeight == 0;
+                if (!clampOnly && (last || (item + 1 - unfinished) * outWidth >= FINISH_RUN)) {
+                    finishRows(item / outHeight, unfinished % outHeight, item % outHeight + 1);
+                    unfinished = item + 1;
+                }
             }
         });
     }
 
-    /** Output row oy of image n, every channel. */
+    /** Outputs per channel that {@link #run} activates at once: two 112-wide rows, in L1 still. */
+    private static final int FINISH_RUN = 224;
+
+    /** The activation (not a clamp) over rows [fromRow, toRow) of image n, every channel. */
+    private void finishRows(int n, int fromRow, int toRow) {
+        for (int o = 0; o < outChannels; o++) {
+            int at = ((n * outChannels + o) * outHeight + fromRow) * outWidth;
+            Vectors.activate(activation, output, at, output, at, (toRow - fromRow) * outWidth, null);
+        }
+    }
+
+    /** Output row oy of image n, every channel (before an activation other than a clamp). */
     private void row(int n, int oy, float[] phases, float[] tile) {
         splitRows(n, oy, phases);
         int taps = inChannels * KERNEL * KERNEL;
@@ -124,12 +143,6 @@ public final class StemConv implements CpuKernel {
                 if (tile(phases, group, taps, ox, tile, n, oy)) {
                     store(tile, group, n, oy, ox);
                 }
-            }
-        }
-        if (!clampOnly) {
-            for (int o = 0; o < outChannels; o++) {
-                int at = ((n * outChannels + o) * outHeight + oy) * outWidth;
-                Vectors.activate(activation, output, at, output, at, outWidth, null);
             }
         }
     }

@@ -39,6 +39,7 @@ public final class LayerBench {
 
     private static final List<Layer> LAYERS = List.of(
             new Layer("stem 3x3 s2", 3, 224, 32, 3, 2, false, "relu6"),
+            new Layer("b0 stem 3x3 s2 silu", 3, 224, 32, 3, 2, false, "silu"),
             new Layer("v1 pw 32->64 @112", 32, 112, 64, 1, 1, false, "relu"),
             new Layer("v1 pw 64->128 @56", 64, 56, 128, 1, 1, false, "relu"),
             new Layer("v1 pw 128->128 @56", 128, 56, 128, 1, 1, false, "relu"),
