@@ -308,62 +308,30 @@ public final class PackedGemm {
      * null for none); for other activations than a clamp, hardswish or silu, the tile is already
      * act(tile + bias) ({@link #activate}). Kept apart from the microkernels so that each stays
      * small enough for C2 to inline every vector operation (a vector passed to a call that is not
-     * inlined is boxed: ~100x slower). A whole strip's rows go as two vectors each, without the
-     * loop and its masked tail: 96->576 @14 hardswish at batch 8 1.38 -> 1.27 ms, 112->672 @14
-     * silu at batch 1 0.276 -> 0.263, 240->40 @14 with a residual at batch 8 0.280 -> 0.272.
+     * inlined is boxed: ~100x slower). Each row's two vectors are computed whole; a part of the
+     * strip is stored with masks. A whole strip's rows without a loop and masked tail: 96->576 @14
+     * hardswish at batch 8 1.38 -> 1.27 ms, 112->672 @14 silu at batch 1 0.276 -> 0.263, 240->40
+     * @14 with a residual at batch 8 0.280 -> 0.272.
      */
     public void store(float[] tile, int panel, int tileColumn, int count, float[] residual, float[] out, int outAt,
                       int outStride) {
-        if (count == TILE_COLUMNS) {
-            storeWhole(tile, panel, residual, out, outAt, outStride);
-            return;
-        }
         int firstRow = panel * TILE_ROWS;
+        boolean whole = count == TILE_COLUMNS;
+        // Otherwise tile lanes [tileColumn, tileColumn + count) of each row, from the first vector
+        // (v) and the second (u), go to out[at + j - tileColumn]: masked stores from there.
+        int end = tileColumn + count;
+        VectorMask<Float> inV = Vectors.firstLanes(Math.min(LANES, end)).andNot(
+                Vectors.firstLanes(Math.min(LANES, tileColumn)));
+        VectorMask<Float> inU = Vectors.firstLanes(Math.max(0, end - LANES)).andNot(
+                Vectors.firstLanes(Math.max(0, tileColumn - LANES)));
         for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
             float rowBias = clampOnly || hardswish || silu ? bias[row] : 0f;
-            int at = outAt + row * outStride;
-            int tileAt = (row - firstRow) * TILE_COLUMNS + tileColumn;
-            for (int c = 0; c < count; c += LANES) {
-                FloatVector v = FloatVector.fromArray(SPECIES, tile, tileAt + c).add(rowBias);
-                if (hardswish) {
-                    // As Vectors.hardswish: x·relu6(x + 3) / 6.
-                    FloatVector r = v.add(3f);
-                    r = r.blend(0f, r.compare(VectorOperators.LE, 0f));
-                    v = v.mul(r.blend(6f, r.compare(VectorOperators.GE, 6f))).div(6f);
-                } else if (silu) {
-                    v = v.div(Vectors.expNegative(v).add(1f));
-                } else {
-                    v = v.max(lower).min(upper);
-                }
-                if (c + LANES <= count) {
-                    if (residual != null) {
-                        v = v.add(FloatVector.fromArray(SPECIES, residual, at + c));
-                    }
-                    v.intoArray(out, at + c);
-                } else {
-                    VectorMask<Float> valid = Vectors.firstLanes(count - c);
-                    if (residual != null) {
-                        v = v.add(FloatVector.fromArray(SPECIES, residual, at + c, valid));
-                    }
-                    v.intoArray(out, at + c, valid);
-                }
-            }
-        }
-    }
-
-    /**
-     * {@link #store} of a whole strip's 32 columns: each row's two vectors side by side, without
-     * the loop and its masked tail (written out again: a helper for the activation was not always
-     * inlined, and then boxed its vectors). Side by side, silu's two chains of ~20 dependent
-     * operations overlap (in a loop over the two, 112->672 @14 at batch 8 spent a fifth of its
-     * time here, 1 thread).
-     */
-    private void storeWhole(float[] tile, int panel, float[] residual, float[] out, int outAt, int outStride) {
-        int firstRow = panel * TILE_ROWS;
-        for (int row = firstRow; row < Math.min(rows, firstRow + TILE_ROWS); row++) {
-            float rowBias = clampOnly || hardswish || silu ? bias[row] : 0f;
-            int at = outAt + row * outStride;
             int tileAt = (row - firstRow) * TILE_COLUMNS;
+            // Both vectors of the row side by side: silu's two chains of ~20 dependent operations
+            // overlap (in a loop over the two, 112->672 @14 at batch 8 spent a fifth of its time
+            // here, 1 thread). Written out, not in a helper: a vector passed to a call C2 does not
+            // inline is boxed, and these two are the method's only calls of exp (with a third, C2
+            // ran out of inlining budget in efficientnet_v2_s at batch 8: 256 MB boxed a run).
             FloatVector v = FloatVector.fromArray(SPECIES, tile, tileAt).add(rowBias);
             FloatVector u = FloatVector.fromArray(SPECIES, tile, tileAt + LANES).add(rowBias);
             if (hardswish) {
@@ -380,12 +348,23 @@ public final class PackedGemm {
                 v = v.max(lower).min(upper);
                 u = u.max(lower).min(upper);
             }
-            if (residual != null) {
-                v = v.add(FloatVector.fromArray(SPECIES, residual, at));
-                u = u.add(FloatVector.fromArray(SPECIES, residual, at + LANES));
+            int at = outAt + row * outStride;
+            if (whole) {
+                if (residual != null) {
+                    v = v.add(FloatVector.fromArray(SPECIES, residual, at));
+                    u = u.add(FloatVector.fromArray(SPECIES, residual, at + LANES));
+                }
+                v.intoArray(out, at);
+                u.intoArray(out, at + LANES);
+            } else {
+                at -= tileColumn;
+                if (residual != null) {
+                    v = v.add(FloatVector.fromArray(SPECIES, residual, at, inV));
+                    u = u.add(FloatVector.fromArray(SPECIES, residual, at + LANES, inU));
+                }
+                v.intoArray(out, at, inV);
+                u.intoArray(out, at + LANES, inU);
             }
-            v.intoArray(out, at);
-            u.intoArray(out, at + LANES);
         }
     }
 
