@@ -40,13 +40,7 @@ public final class Dense implements CpuKernel {
     /** W^T in strips of {@link #STRIP} features, [strip][inFeatures][STRIP], for the batched path; else null. */
     private final float[] packed;
 
-    /** residual may be null. */
-    public Dense(float[] x, float[] weight, float[] bias, float[] residual, float[] y, int rows, int inFeatures,
-                 int outFeatures, int activation) {
-        this(x, weight, false, bias, residual, y, rows, inFeatures, outFeatures, activation);
-    }
-
-    /** With {@code weightConstant}, the weights may be packed once for the batched path. */
+    /** residual may be null. With {@code weightConstant}, the weights may be packed once for the batched path. */
     public Dense(float[] x, float[] weight, boolean weightConstant, float[] bias, float[] residual, float[] y, int rows,
                  int inFeatures, int outFeatures, int activation) {
         this.packed = weightConstant && rows >= BATCHED_ROWS ? PackedGemm.pack(weight, outFeatures, inFeatures, STRIP)
