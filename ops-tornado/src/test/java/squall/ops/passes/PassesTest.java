@@ -311,7 +311,30 @@ class PassesTest {
         assertEquals(ops(small), ops(assertKeepsOutputs(small, m -> withExpandDepthwise(m, INPUT))));
     }
 
+    /**
+     * With threads sharing an image, an expansion below 4x of an input over 512 KB stays two convs
+     * (each thread would read the whole input once per band of 12 channels); 4x fuses, and so does
+     * a small input, or any on one thread per image.
+     */
+    @Test
+    void onThreadsSharingAnImageOnlyLargeExpansionsOrSmallInputsFuse() {
+        Shape large = Shape.of(1, 6, 150, 150);
+        assertTrue(4L * 6 * 150 * 150 > Passes.SHARED_FUSION_INPUT);
+        Model twice = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 12, 1, 1, 1, "relu"), 12, 12, 3,
+                12, 2, "none"));
+        Model fourTimes = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 24, 1, 1, 1, "relu"), 24, 24,
+                3, 24, 2, "none"));
+        assertEquals(List.of("conv2d", "conv2d"), ops(withExpandDepthwise(twice, large, true)));
+        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(twice, large, false)));
+        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(twice, LARGE, true)));
+        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(fourTimes, large, true)));
+    }
+
     private static Model withExpandDepthwise(Model model, Shape input) {
-        return Passes.fuseExpandDepthwise(model, model.graph().inferShapes(input, OPERATORS));
+        return withExpandDepthwise(model, input, false);
+    }
+
+    private static Model withExpandDepthwise(Model model, Shape input, boolean threadsShareImages) {
+        return Passes.fuseExpandDepthwise(model, model.graph().inferShapes(input, OPERATORS), threadsShareImages);
     }
 }
