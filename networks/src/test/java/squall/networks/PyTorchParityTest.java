@@ -26,6 +26,7 @@ import squall.api.CompiledModel;
 import squall.api.Graph;
 import squall.api.Model;
 import squall.api.Operators;
+import squall.api.Shape;
 import squall.api.Tensor;
 import squall.networks.weights.Weights;
 
@@ -80,36 +81,33 @@ class PyTorchParityTest {
         Model model = Model.bind(graph, Weights.load(weightsFile), weightsFile.toString());
         long loaded = System.nanoTime();
         Tensor actual;
+        Tensor alone;
         long compiled;
         try (CompiledModel compiledModel = Backends.select("jvm").compile(model, Operators.discover(), Map.of())) {
             compiled = System.nanoTime();
             actual = compiledModel.run(input);
+            // The first item alone too: a batch of one runs every step on all threads, where a
+            // batch runs its large-map steps image by image, one thread each (other fusions, other splits).
+            int imageSize = input.shape().size() / input.shape().dim(0);
+            Shape one = Shape.of(1, input.shape().dim(1), input.shape().dim(2), input.shape().dim(3));
+            alone = compiledModel.run(new Tensor(one, java.util.Arrays.copyOf(input.data(), imageSize)));
         }
         long ran = System.nanoTime();
 
         assertEquals(expected.shape(), actual.shape(), name + ": shape of the logits");
         float[] want = expected.data();
-        float[] got = actual.data();
+        int classes = expected.shape().dim(1);
         double largest = 0;
-        double error = 0;
-        int worst = 0;
-        for (int i = 0; i < want.length; i++) {
-            largest = Math.max(largest, Math.abs(want[i]));
-            double e = Math.abs((double) got[i] - want[i]);
-            if (!(e <= error)) { // NaN counts as the worst error
-                error = Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
-                worst = i;
-            }
+        for (float w : want) {
+            largest = Math.max(largest, Math.abs(w));
         }
         double tolerance = RELATIVE * largest + ABSOLUTE;
-        System.out.printf("%-20s input %s  max error %.3g (tolerance %.3g, max |logit| %.3g)  "
-                        + "load %.1f s, compile %.1f s, run %.1f s%n", name, input.shape(), error, tolerance, largest,
-                seconds(loaded - start), seconds(compiled - loaded), seconds(ran - compiled));
-
-        int classes = expected.shape().dim(1);
-        assertTrue(error <= tolerance, name + ": logit " + worst % classes + " of item " + worst / classes
-                + " is " + got[worst] + ", PyTorch says " + want[worst] + "; max error " + error
-                + " > tolerance " + tolerance + " (" + RELATIVE + " * max |logit| " + largest + " + " + ABSOLUTE + ")");
+        double error = assertClose(name + " (batch " + input.shape().dim(0) + ")", want, actual.data(), classes,
+                tolerance, largest);
+        double aloneError = assertClose(name + " (first item alone)", want, alone.data(), classes, tolerance, largest);
+        System.out.printf("%-20s input %s  max error %.3g, first item alone %.3g (tolerance %.3g, max |logit| %.3g)  "
+                        + "load %.1f s, compile %.1f s, run %.1f s%n", name, input.shape(), error, aloneError, tolerance,
+                largest, seconds(loaded - start), seconds(compiled - loaded), seconds(ran - compiled));
 
         // A golden that gives both items the same logits cannot catch a network that ignores its input.
         double itemDifference = 0;
@@ -119,6 +117,24 @@ class PyTorchParityTest {
         assertTrue(itemDifference >= SIGNAL_IN_TOLERANCES * tolerance, name + ": the reference logits of the two "
                 + "inputs differ by at most " + itemDifference + ", under " + SIGNAL_IN_TOLERANCES + " tolerances: "
                 + "make_references.py should have refused these weights");
+    }
+
+    /** The largest |got - want| over got's logits (a prefix of want's items); fails over {@code tolerance}. */
+    private static double assertClose(String what, float[] want, float[] got, int classes, double tolerance,
+                                      double largest) {
+        double error = 0;
+        int worst = 0;
+        for (int i = 0; i < got.length; i++) {
+            double e = Math.abs((double) got[i] - want[i]);
+            if (!(e <= error)) { // NaN counts as the worst error
+                error = Double.isNaN(e) ? Double.POSITIVE_INFINITY : e;
+                worst = i;
+            }
+        }
+        assertTrue(error <= tolerance, what + ": logit " + worst % classes + " of item " + worst / classes
+                + " is " + got[worst] + ", PyTorch says " + want[worst] + "; max error " + error
+                + " > tolerance " + tolerance + " (" + RELATIVE + " * max |logit| " + largest + " + " + ABSOLUTE + ")");
+        return error;
     }
 
     private static double seconds(long nanos) {
