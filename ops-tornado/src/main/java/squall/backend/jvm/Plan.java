@@ -66,8 +66,12 @@ final class Plan {
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, int threads,
          boolean depthFirst, int stepLimit) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
+        // Threads share an image only at batch 1: a batch runs its large maps (where expansions fuse)
+        // image by image, one thread each, in a head plan whose steps must match this plan's.
+        boolean threadsShareImages = threads > 1 && inputShapes.size() == 1
+                && inputShapes.values().iterator().next().dim(0) == 1;
         this.model = fuse ? Passes.fuseExpandDepthwise(Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes),
-                shapes), shapes, threads > 1) : model;
+                shapes), shapes, threadsShareImages) : model;
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());

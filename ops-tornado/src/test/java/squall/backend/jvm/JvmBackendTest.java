@@ -308,6 +308,56 @@ class JvmBackendTest {
     }
 
     /**
+     * An expansion of 2x on a 6-channel 160x160 input (600 KB: over {@code
+     * Passes.SHARED_FUSION_INPUT}) stays apart from its depthwise conv where two threads share
+     * the image (batch 1) and fuses where each image has a thread (a batch's head): the batch keeps
+     * its head (the two plans' steps must match), and each image gives the logits it gives alone.
+     */
+    @Test
+    void aBatchKeepsItsHeadWhereBatchOneLeavesAnExpansionApart() {
+        var b = Graph.builder("expansion");
+        String x = b.input("input", Shape.of(-1, 6, -1, -1));
+        x = b.op("conv2d", "expand", Attributes.of("activation", "relu"), x, b.parameter("expand.weight", 12, 6, 1, 1),
+                b.parameter("expand.bias", 12));
+        x = b.op("conv2d", "dw", Attributes.of("padding", 1, "groups", 12, "stride", 2, "activation", "relu"), x,
+                b.parameter("dw.weight", 12, 1, 3, 3), b.parameter("dw.bias", 12));
+        x = b.op("global_avg_pool", "avgpool", Attributes.EMPTY, x);
+        Graph graph = b.output(x).build();
+        Random random = new Random(5);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> {
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = random.nextFloat() * 2 - 1;
+            }
+            weights.put(name, new Tensor(shape, data));
+        });
+        Model model = Model.bind(graph, weights, "random weights");
+        float[] data = new float[2 * 6 * 160 * 160];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = random.nextFloat() * 2 - 1;
+        }
+        Tensor batch = new Tensor(Shape.of(2, 6, 160, 160), data);
+        try (var compiled = (JvmCompiledModel) compile(model, 2)) {
+            Shape one = Shape.of(1, 6, 160, 160);
+            assertEquals(List.of("conv2d", "conv2d", "global_avg_pool"),
+                    compiled.plan(Map.of("input", one)).steps().stream().map(Node::op).toList());
+            Plan plan = compiled.plan(Map.of("input", batch.shape()));
+            assertEquals(List.of("expand_depthwise"), plan.steps().subList(0, plan.headSteps()).stream()
+                    .map(Node::op).toList());
+            Tensor both = compiled.run(batch);
+            for (int n = 0; n < 2; n++) {
+                float[] image = java.util.Arrays.copyOfRange(data, n * one.size(), (n + 1) * one.size());
+                float[] alone = compiled.run(new Tensor(one, image)).data();
+                for (int c = 0; c < 12; c++) {
+                    assertEquals(alone[c], both.data()[n * 12 + c], 1e-5f * Math.max(1f, Math.abs(alone[c])),
+                            "image " + n + " channel " + c);
+                }
+            }
+        }
+    }
+
+    /**
      * A graph whose input batch is free but that reshapes to a fixed batch inside (as some ONNX
      * exports do) cannot run one image at a time: it runs whole, with the same outputs.
      */
