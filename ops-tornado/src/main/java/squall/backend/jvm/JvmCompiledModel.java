@@ -102,7 +102,7 @@ public final class JvmCompiledModel implements CompiledModel {
             }
             Map<String, Shape> shapes = new java.util.HashMap<>();
             inputs.forEach((name, t) -> shapes.put(name, t.shape()));
-            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes, passes, workers.count()));
+            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes, passes));
         }
         return plan.run(inputs, workers);
     }
@@ -111,7 +111,7 @@ public final class JvmCompiledModel implements CompiledModel {
     Plan plan(Map<String, Shape> inputShapes) {
         List<Shape> key = new ArrayList<>();
         model.graph().inputs().keySet().forEach(name -> key.add(inputShapes.get(name)));
-        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes, workers.count()));
+        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes));
     }
 
     /**

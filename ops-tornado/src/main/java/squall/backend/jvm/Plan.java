@@ -50,12 +50,11 @@ final class Plan {
     /**
      * With {@code fuse}, same-shape adds are fused into the convs before them and channel scales
      * (squeeze-and-excitation gates) into the 1x1 convs after them, and 1x1 expansions into the
-     * depthwise convs that read them on large maps (shapes are known here; with several {@code
-     * threads} on one image, only where that pays: {@code Passes.fusionPaysOnThreads}). A batch
+     * depthwise convs that read them on large maps (shapes are known here). A batch
      * of images runs its first, large-map steps image by image ({@link #DEPTH_FIRST_PIXELS}).
      */
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, int threads) {
-        this(model, operators, inputShapes, fuse, threads, true, -1);
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse) {
+        this(model, operators, inputShapes, fuse, true, -1);
     }
 
     /**
@@ -63,15 +62,11 @@ final class Plan {
      * makes the head of such a plan: one image, only steps [0, stepLimit), keeping the values
      * later steps read.
      */
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, int threads,
-         boolean depthFirst, int stepLimit) {
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean depthFirst,
+         int stepLimit) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
-        // Threads share an image only at batch 1: a batch runs its large maps (where expansions fuse)
-        // image by image, one thread each, in a head plan whose steps must match this plan's.
-        boolean threadsShareImages = threads > 1 && inputShapes.size() == 1
-                && inputShapes.values().iterator().next().dim(0) == 1;
         this.model = fuse ? Passes.fuseExpandDepthwise(Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes),
-                shapes), shapes, threadsShareImages) : model;
+                shapes), shapes) : model;
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());
@@ -87,8 +82,7 @@ final class Plan {
         int cut = stepLimit < 0 && depthFirst ? depthFirstCut() : 0;
         if (cut > 0) {
             try {
-                // One thread per image (runHead).
-                headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, 1, false, cut);
+                headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, false, cut);
             } catch (SquallException.BadShape e) {
                 // Not runnable one image at a time (a reshape to a fixed batch inside): run it whole.
                 headPlan = null;

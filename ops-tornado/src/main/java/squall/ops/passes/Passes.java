@@ -249,17 +249,10 @@ public final class Passes {
      * {@link #fuseChannelScales}) with no residual or input scale, the depthwise conv (groups =
      * channels) is its only reader, has neither, and runs on the JVM backend's direct depthwise
      * kernel (3x3 or 5x5, 'same' padding, stride 1 or 2), on maps of at least {@link
-     * #EXPAND_DEPTHWISE_PIXELS}: smaller expanded tensors stay in L2 between the two layers.
+     * #EXPAND_DEPTHWISE_PIXELS} (smaller expanded tensors stay in L2 between the two layers), and
+     * {@link #fusionPays}.
      */
     public static Model fuseExpandDepthwise(Model model, Map<String, Shape> shapes) {
-        return fuseExpandDepthwise(model, shapes, false);
-    }
-
-    /**
-     * As {@link #fuseExpandDepthwise(Model, Map)}; with {@code threadsShareImages} (several threads
-     * on each image) only where {@link #fusionPaysOnThreads}.
-     */
-    public static Model fuseExpandDepthwise(Model model, Map<String, Shape> shapes, boolean threadsShareImages) {
         Uses uses = new Uses(model.graph());
         Node[] nodes = model.graph().nodes().toArray(Node[]::new);
         for (int i = 0; i < nodes.length; i++) {
@@ -269,7 +262,7 @@ public final class Passes {
                     || nodes[p] == null || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
                     || !nodes[p].input(4).isEmpty() || !uses.onlyReaderIs(dw.input(0), dw)
                     || !isPointwise(nodes[p], shapes) || !runsDirectDepthwise(dw, shapes)
-                    || threadsShareImages && !fusionPaysOnThreads(shapes.get(nodes[p].input(0)), shapes.get(dw.input(0)))) {
+                    || !fusionPays(shapes.get(nodes[p].input(0)), shapes.get(dw.input(0)))) {
                 continue;
             }
             Node expand = nodes[p];
@@ -283,26 +276,24 @@ public final class Passes {
     }
 
     /**
-     * Whether the fused pass pays when threads split one image (batch 1 on 2 threads): each thread
-     * then reads the whole packed input B for each of its 12-channel bands, from the other core's L2
-     * or from L3 when B is over {@link #SHARED_FUSION_INPUT} bytes, while the 1x1 conv alone reads
-     * B once per block from its own L2. MobileNetV1's blocks (expansion 1-2x, B 0.8-1.6 MB) ran
-     * slower fused: alone with cold caches (2 threads) 32->64 @112 + dw s2 0.81 against 0.57 ms as
-     * two layers, 64->128 @56 0.55 against 0.46, 128->128 @56 + dw s2 1.15 against 0.73, 256->256
-     * @28 + dw s2 0.71 against 0.57; in mobilenet_v1 at batch 1 the four steps 2.13 -> 1.95 ms
-     * (profile), the run 2-3% less (in-process A/B, both orders). With an expansion of 4x or more
-     * the expanded tensor is large and fusing still pays (efficientnet_b0's 16->96 @112: 2% faster
-     * fused in the network; mobilenet_v3_large's 16->64 @112 a tie). One thread per image (a batch's
-     * head, or 1 thread) keeps every fusion: there 32->64 @112 0.99 fused against 1.00, 128->128
-     * @56 1.20 against 1.36.
+     * Whether fusing pays: the fused kernel reads the whole packed input B once for each band of 12
+     * expanded channels, from L3 when B is over {@link #FUSED_INPUT_IN_L2} bytes, while the 1x1 conv
+     * alone reads B once per block from L2; that costs more than the expanded tensor's round trip
+     * through L3 unless the expansion is large (4x or more). MobileNetV1's blocks (expansion 1-2x,
+     * B 0.8-1.6 MB) ran slower fused. Alone with cold caches on 2 threads: 32->64 @112 + dw s2 0.81
+     * against 0.57 ms as two layers, 64->128 @56 0.55 against 0.46, 128->128 @56 + dw s2 1.15
+     * against 0.73, 256->256 @28 + dw s2 0.71 against 0.57; in mobilenet_v1 at batch 1 the four
+     * steps 2.13 -> 1.95 ms (profile), at batch 8 (one thread per image) its first stages 20.6-21.1
+     * -> 19.8-20.4 ms. efficientnet_b0's 16->96 @112 (6x) ran 2% faster fused in the network,
+     * mobilenet_v3_large's 16->64 @112 (4x) a tie.
      */
-    static boolean fusionPaysOnThreads(Shape x, Shape expanded) {
+    static boolean fusionPays(Shape x, Shape expanded) {
         long packedInput = 4L * x.dim(1) * x.dim(2) * x.dim(3);
-        return packedInput <= SHARED_FUSION_INPUT || expanded.dim(1) >= 4 * x.dim(1);
+        return packedInput <= FUSED_INPUT_IN_L2 || expanded.dim(1) >= 4 * x.dim(1);
     }
 
-    /** Bytes of the block's input up to which threads sharing an image still fuse (see {@link #fusionPaysOnThreads}). */
-    static final long SHARED_FUSION_INPUT = 512 * 1024;
+    /** Bytes of a block's input up to which an expansion of any size fuses (see {@link #fusionPays}). */
+    static final long FUSED_INPUT_IN_L2 = 512 * 1024;
 
     /** Maps of at least 28x28 (see {@link #fuseExpandDepthwise}). */
     static final int EXPAND_DEPTHWISE_PIXELS = 28 * 28;

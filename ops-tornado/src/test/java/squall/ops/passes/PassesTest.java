@@ -312,29 +312,23 @@ class PassesTest {
     }
 
     /**
-     * With threads sharing an image, an expansion below 4x of an input over 512 KB stays two convs
-     * (each thread would read the whole input once per band of 12 channels); 4x fuses, and so does
-     * a small input, or any on one thread per image.
+     * An expansion below 4x of an input over 512 KB stays two convs (the fused kernel would read the
+     * whole input once per band of 12 channels); 4x fuses, and so does the same pair on a small input.
      */
     @Test
-    void onThreadsSharingAnImageOnlyLargeExpansionsOrSmallInputsFuse() {
+    void onlyLargeExpansionsOrSmallInputsFuse() {
         Shape large = Shape.of(1, 6, 150, 150);
-        assertTrue(4L * 6 * 150 * 150 > Passes.SHARED_FUSION_INPUT);
+        assertTrue(4L * 6 * 150 * 150 > Passes.FUSED_INPUT_IN_L2);
         Model twice = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 12, 1, 1, 1, "relu"), 12, 12, 3,
                 12, 2, "none"));
         Model fourTimes = model(b -> activated(b, "dw", activated(b, "expand", "x", 6, 24, 1, 1, 1, "relu"), 24, 24,
                 3, 24, 2, "none"));
-        assertEquals(List.of("conv2d", "conv2d"), ops(withExpandDepthwise(twice, large, true)));
-        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(twice, large, false)));
-        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(twice, LARGE, true)));
-        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(fourTimes, large, true)));
+        assertEquals(List.of("conv2d", "conv2d"), ops(withExpandDepthwise(twice, large)));
+        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(twice, LARGE)));
+        assertEquals(List.of("expand_depthwise"), ops(withExpandDepthwise(fourTimes, large)));
     }
 
     private static Model withExpandDepthwise(Model model, Shape input) {
-        return withExpandDepthwise(model, input, false);
-    }
-
-    private static Model withExpandDepthwise(Model model, Shape input, boolean threadsShareImages) {
-        return Passes.fuseExpandDepthwise(model, model.graph().inferShapes(input, OPERATORS), threadsShareImages);
+        return Passes.fuseExpandDepthwise(model, model.graph().inferShapes(input, OPERATORS));
     }
 }
