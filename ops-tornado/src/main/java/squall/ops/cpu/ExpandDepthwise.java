@@ -14,7 +14,9 @@ import squall.ops.Split;
  * memory and came back: efficientnet_b0's depthwise convs on 112x112 and 56x56 maps took 2-4 times
  * as long in the network as alone with their input in L2. Bands of channels, not rows, so that a
  * band needs no halo and the two threads share nothing but the packed input: B (the block's input)
- * is packed once for both, then the panels are dealt out.
+ * is packed once for both, then the panels are dealt out. Each band reads all of B: where B
+ * is over L2 and the expansion small (MobileNetV1's 1-2x), that costs more than it saves, and the
+ * plan keeps the two layers apart ({@code Passes.fusionPays}).
  */
 public final class ExpandDepthwise implements CpuKernel {
     private final PackedGemm expand;

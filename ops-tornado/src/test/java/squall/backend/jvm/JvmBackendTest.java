@@ -322,17 +322,8 @@ class JvmBackendTest {
         x = b.op("conv2d", "dw", Attributes.of("padding", 1, "groups", 12, "stride", 2, "activation", "relu"), x,
                 b.parameter("dw.weight", 12, 1, 3, 3), b.parameter("dw.bias", 12));
         x = b.op("global_avg_pool", "avgpool", Attributes.EMPTY, x);
-        Graph graph = b.output(x).build();
+        Model model = withRandomWeights(b.output(x).build(), 5);
         Random random = new Random(5);
-        Map<String, Tensor> weights = new HashMap<>();
-        graph.parameters().forEach((name, shape) -> {
-            float[] data = new float[shape.size()];
-            for (int i = 0; i < data.length; i++) {
-                data[i] = random.nextFloat() * 2 - 1;
-            }
-            weights.put(name, new Tensor(shape, data));
-        });
-        Model model = Model.bind(graph, weights, "random weights");
         float[] data = new float[2 * 6 * 160 * 160];
         for (int i = 0; i < data.length; i++) {
             data[i] = random.nextFloat() * 2 - 1;
@@ -465,7 +456,12 @@ class JvmBackendTest {
         x = b.op("linear", "fc", Attributes.of("activation", "sigmoid"), x, b.parameter("fc.weight", 37, 40),
                 b.parameter("fc.bias", 37));
         Graph graph = b.output(x).build();
-        Random random = new Random(3);
+        return withRandomWeights(graph, 3);
+    }
+
+    /** The graph bound to weights uniform in [-1, 1) from {@code seed}. */
+    static Model withRandomWeights(Graph graph, long seed) {
+        Random random = new Random(seed);
         Map<String, Tensor> weights = new HashMap<>();
         graph.parameters().forEach((name, shape) -> {
             float[] data = new float[shape.size()];
