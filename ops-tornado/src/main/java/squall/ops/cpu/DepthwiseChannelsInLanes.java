@@ -162,16 +162,16 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
         for (int first = 0; first < plane; first += LANES) {
             int count = Math.min(LANES, plane - first);
             if (count <= FEW_PIXELS) {
-                for (int p = 0; p < count; p++, ix++) {
-                    if (ix == inWidth) {
-                        ix = 0;
-                        iy++;
-                    }
+                for (int p = 0; p < count; p++) {
                     if (iy < lastRow && ix < lastColumn) {
                         int to = ((iy + padTop) * paddedWidth + padLeft + ix) * LANES;
                         for (int r = 0; r < LANES; r++) {
                             tile[to + r] = r < rows ? input[base + r * plane + first + p] : 0f;
                         }
+                    }
+                    if (++ix == inWidth) {
+                        ix = 0;
+                        iy++;
                     }
                 }
                 break;
