@@ -18,7 +18,10 @@ import squall.ops.cpu.StemConv;
 /**
  * {@code conv2d}: x [N,C,H,W], weight [O, C/groups, kH, kW], bias [O]?, residual [N,O,OH,OW]?,
  * input_scale [N,C,1,1]? (x scaled channel by channel first: the JVM backend's fusion of a
- * squeeze-and-excitation gate into the 1x1 conv after it, {@code Passes.fuseChannelScales}).
+ * squeeze-and-excitation gate into the 1x1 conv after it, {@code Passes.fuseChannelScales}). With
+ * the attribute {@code pool_output} = 1, a depthwise conv also writes a second output, the mean of
+ * each output plane [N,O,1,1] (the JVM backend's fusion of a squeeze-and-excitation block's global
+ * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}).
  */
 final class Conv2d implements Operator {
     /** The validated geometry of one conv2d node for concrete input shapes. */
@@ -80,12 +83,31 @@ final class Conv2d implements Operator {
                         + "this one has weight " + weight + ", groups " + groups + " and " + window);
             }
         }
+        if (pooled(node) && !DepthwiseConv.supports(window.asArray(), groups, inChannels, outChannels)) {
+            throw Check.bad(node, "pool_output is fused only into depthwise convs with equal strides and no "
+                    + "dilation; this one has weight " + weight + ", groups " + groups + " and " + window);
+        }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
+    }
+
+    /** Whether the node also writes its output planes' means ({@code pool_output}). */
+    static boolean pooled(Node node) {
+        return node.attributes().getInt("pool_output", 0) != 0;
+    }
+
+    /** The second output for the planes' means, or null without {@code pool_output}. */
+    static float[] pooled(KernelContext context) {
+        return pooled(context.node()) ? context.output(1) : null;
+    }
+
+    /** The output, and with {@code pool_output} the means of its planes. */
+    static List<Shape> withPooled(Node node, Shape output) {
+        return pooled(node) ? List.of(output, Shape.of(output.dim(0), output.dim(1), 1, 1)) : List.of(output);
     }
 
     @Override
     public List<Shape> outputShapes(Node node, List<Shape> inputShapes) {
-        return List.of(geometry(node, inputShapes).output());
+        return withPooled(node, geometry(node, inputShapes).output());
     }
 
     @Override
@@ -100,6 +122,10 @@ final class Conv2d implements Operator {
         if (context.input(4) != null) {
             throw Check.bad(context.node(), "input_scale has no portable kernel: it comes from the JVM backend's "
                     + "plan-time fusion and runs on its CPU kernels; keep the mul node for other backends");
+        }
+        if (pooled(context.node())) {
+            throw Check.bad(context.node(), "pool_output has no portable kernel: it comes from the JVM backend's "
+                    + "plan-time fusion and runs on its CPU kernels; keep the global_avg_pool node for other backends");
         }
         Shape x = g.input();
         Object[] shapeArgs = {g.window().asArray(), x.dim(0), x.dim(1), x.dim(2), x.dim(3), g.outChannels(),
@@ -176,12 +202,12 @@ final class Conv2d implements Operator {
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)
                 && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
                         DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {
-            return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, window, g.batch(),
-                    inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
+            return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, pooled(context), window,
+                    g.batch(), inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
         }
         if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)) {
-            return new DepthwiseConv(input, weight, bias, context.input(3), output, window, g.batch(), inChannels,
-                    inHeight, inWidth, outHeight, outWidth, g.activation());
+            return new DepthwiseConv(input, weight, bias, context.input(3), output, pooled(context), window, g.batch(),
+                    inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
         }
         float[] residual = residual(context);
         int hasResidual = context.input(3) == null ? 0 : 1;

@@ -65,8 +65,8 @@ final class Plan {
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean depthFirst,
          int stepLimit) {
         this.shapes = model.graph().inferShapes(inputShapes, operators);
-        this.model = fuse ? Passes.fuseExpandDepthwise(Passes.fuseChannelScales(Passes.fuseResiduals(model, shapes),
-                shapes), shapes) : model;
+        this.model = fuse ? Passes.fuseSqueezePools(Passes.fuseExpandDepthwise(Passes.fuseChannelScales(
+                Passes.fuseResiduals(model, shapes), shapes), shapes), shapes) : model;
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());

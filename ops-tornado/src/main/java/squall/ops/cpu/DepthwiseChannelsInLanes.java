@@ -28,6 +28,8 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
     private final float[] input;
     private final float[] residual;
     private final float[] output;
+    /** [batch, channels] means of the output planes, or null (see {@link DepthwiseConv}). */
+    private final float[] pooled;
     private final int batch;
     private final int channels;
     private final int blocks;
@@ -60,11 +62,12 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
 
     /** Same arguments as {@link DepthwiseConv}. */
     public DepthwiseChannelsInLanes(float[] input, float[] weight, float[] bias, float[] residual, float[] output,
-                                    int[] window, int batch, int channels, int inHeight, int inWidth, int outHeight,
-                                    int outWidth, int activation) {
+                                    float[] pooled, int[] window, int batch, int channels, int inHeight, int inWidth,
+                                    int outHeight, int outWidth, int activation) {
         this.input = input;
         this.residual = residual;
         this.output = output;
+        this.pooled = pooled;
         this.batch = batch;
         this.channels = channels;
         this.blocks = (channels + LANES - 1) / LANES;
@@ -129,6 +132,14 @@ public final class DepthwiseChannelsInLanes implements CpuKernel {
                 if (!clampOnly || residual != null) {
                     int end = start + rows * outHeight * outWidth;
                     Vectors.finish(clampOnly ? Activation.NONE : activation, output, start, end, residual);
+                }
+                if (pooled != null) {
+                    int plane = outHeight * outWidth;
+                    float[] lanes = Scratch.tile(LANES);
+                    for (int r = 0; r < rows; r++) {
+                        pooled[image * channels + firstChannel + r] = Elementwise.planeMean(output, start + r * plane,
+                                plane, lanes);
+                    }
                 }
             }
         });

@@ -26,6 +26,8 @@ public final class DepthwiseConv implements CpuKernel {
     private final float[] bias;
     private final float[] residual;
     private final float[] output;
+    /** [planes] means of the output planes (a fused squeeze-excite pool), or null. */
+    private final float[] pooled;
     private final int planes;
     private final int channels;
     private final int inHeight;
@@ -59,15 +61,19 @@ public final class DepthwiseConv implements CpuKernel {
     /**
      * {@code window} is {@code Window.asArray()} with equal strides and dilation 1; residual may be
      * null. Shapes: input [batch, channels, inHeight, inWidth], weight [channels, 1, kH, kW].
+     * With {@code pooled} [batch, channels] (else null), each output plane's mean goes there as the
+     * plane is finished, while it is in L1: the squeeze of a squeeze-and-excitation block
+     * ({@code Passes.fuseSqueezePools}), which otherwise read the whole output back from L3.
      */
-    public DepthwiseConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int[] window,
-                         int batch, int channels, int inHeight, int inWidth, int outHeight, int outWidth,
-                         int activation) {
+    public DepthwiseConv(float[] input, float[] weight, float[] bias, float[] residual, float[] output,
+                         float[] pooled, int[] window, int batch, int channels, int inHeight, int inWidth,
+                         int outHeight, int outWidth, int activation) {
         this.input = input;
         this.weight = weight;
         this.bias = bias;
         this.residual = residual;
         this.output = output;
+        this.pooled = pooled;
         this.planes = batch * channels;
         this.channels = channels;
         this.inHeight = inHeight;
@@ -186,11 +192,20 @@ public final class DepthwiseConv implements CpuKernel {
         }
     }
 
-    /** An activation other than a clamp, and then the residual, over the outputs of planes [from, to). */
+    /**
+     * An activation other than a clamp, and then the residual, over the outputs of planes [from,
+     * to); then their means into {@link #pooled}, if any.
+     */
     private void finishPlanes(int from, int to) {
+        int size = outHeight * outWidth;
         if (!clampOnly) {
-            int size = outHeight * outWidth;
             Vectors.finish(activation, output, from * size, to * size, residual);
+        }
+        if (pooled != null) {
+            float[] lanes = Scratch.tile(LANES);
+            for (int plane = from; plane < to; plane++) {
+                pooled[plane] = Elementwise.planeMean(output, plane * size, size, lanes);
+            }
         }
     }
 

@@ -77,25 +77,33 @@ public final class Elementwise {
         return workers -> Split.ranges(workers, planes, (from, to) -> {
             float[] lanes = Scratch.tile(LANES);
             for (int plane = from; plane < to; plane++) {
-                int start = plane * spatial;
-                int end = start + spatial;
-                FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, s2 = s0, s3 = s0;
-                int i = start;
-                for (; i + 4 * LANES <= end; i += 4 * LANES) {
-                    s0 = s0.add(FloatVector.fromArray(SPECIES, x, i));
-                    s1 = s1.add(FloatVector.fromArray(SPECIES, x, i + LANES));
-                    s2 = s2.add(FloatVector.fromArray(SPECIES, x, i + 2 * LANES));
-                    s3 = s3.add(FloatVector.fromArray(SPECIES, x, i + 3 * LANES));
-                }
-                for (; i + LANES <= end; i += LANES) {
-                    s0 = s0.add(FloatVector.fromArray(SPECIES, x, i));
-                }
-                if (i < end) {
-                    s1 = s1.add(FloatVector.fromArray(SPECIES, x, i, Vectors.firstLanes(end - i)));
-                }
-                s0.add(s1).add(s2.add(s3)).intoArray(lanes, 0);
-                out[plane] = Vectors.sumLanes(lanes, 0) / spatial;
+                out[plane] = planeMean(x, plane * spatial, spatial, lanes);
             }
         });
+    }
+
+    /**
+     * The mean of x[start, start + spatial), summed in a fixed order ({@code lanes}: a vector of
+     * scratch): {@link #globalAvgPool}'s, and the depthwise kernels' that pool each plane they
+     * finish while it is in L1 ({@code Passes.fuseSqueezePools}), with the same bits.
+     */
+    static float planeMean(float[] x, int start, int spatial, float[] lanes) {
+        int end = start + spatial;
+        FloatVector s0 = FloatVector.zero(SPECIES), s1 = s0, s2 = s0, s3 = s0;
+        int i = start;
+        for (; i + 4 * LANES <= end; i += 4 * LANES) {
+            s0 = s0.add(FloatVector.fromArray(SPECIES, x, i));
+            s1 = s1.add(FloatVector.fromArray(SPECIES, x, i + LANES));
+            s2 = s2.add(FloatVector.fromArray(SPECIES, x, i + 2 * LANES));
+            s3 = s3.add(FloatVector.fromArray(SPECIES, x, i + 3 * LANES));
+        }
+        for (; i + LANES <= end; i += LANES) {
+            s0 = s0.add(FloatVector.fromArray(SPECIES, x, i));
+        }
+        if (i < end) {
+            s1 = s1.add(FloatVector.fromArray(SPECIES, x, i, Vectors.firstLanes(end - i)));
+        }
+        s0.add(s1).add(s2.add(s3)).intoArray(lanes, 0);
+        return Vectors.sumLanes(lanes, 0) / spatial;
     }
 }

@@ -31,11 +31,12 @@ public final class ExpandDepthwise implements CpuKernel {
      * input [batch, inChannels, height, width]; expandWeight [channels, inChannels] with its bias
      * and activation; the depthwise conv ({@link DepthwiseConv#runsDirect}) writes output [batch,
      * channels, outHeight, outWidth] from the expanded [batch, channels, height, width], which is
-     * never stored whole.
+     * never stored whole, and the means of its planes into {@code pooled} (or null), as
+     * {@link DepthwiseConv} does.
      */
     public ExpandDepthwise(float[] input, float[] expandWeight, boolean weightConstant, float[] expandBias,
                            int expandActivation, float[] depthwiseWeight, float[] depthwiseBias, float[] output,
-                           int[] window, int batch, int inChannels, int channels, int height, int width,
+                           float[] pooled, int[] window, int batch, int inChannels, int channels, int height, int width,
                            int outHeight, int outWidth, int depthwiseActivation) {
         if (!DepthwiseConv.runsDirect(window, height, width, outHeight, outWidth)) {
             throw new IllegalArgumentException("the depthwise conv of an ExpandDepthwise must be a 3x3 or 5x5 with "
@@ -43,7 +44,7 @@ public final class ExpandDepthwise implements CpuKernel {
         }
         this.expand = new PackedGemm(expandWeight, weightConstant, expandBias, channels, inChannels,
                 expandActivation);
-        this.depthwise = new DepthwiseConv(null, depthwiseWeight, depthwiseBias, null, output, window, batch,
+        this.depthwise = new DepthwiseConv(null, depthwiseWeight, depthwiseBias, null, output, pooled, window, batch,
                 channels, height, width, outHeight, outWidth, depthwiseActivation);
         this.input = input;
         this.batch = batch;

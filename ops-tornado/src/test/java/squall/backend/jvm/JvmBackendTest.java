@@ -321,6 +321,8 @@ class JvmBackendTest {
                 b.parameter("expand.bias", 12));
         x = b.op("conv2d", "dw", Attributes.of("padding", 1, "groups", 12, "stride", 2, "activation", "relu"), x,
                 b.parameter("dw.weight", 12, 1, 3, 3), b.parameter("dw.bias", 12));
+        // A 1x1 conv before the pool, which would otherwise become the depthwise conv's second output.
+        x = b.op("conv2d", "project", Attributes.EMPTY, x, b.parameter("project.weight", 12, 12, 1, 1));
         x = b.op("global_avg_pool", "avgpool", Attributes.EMPTY, x);
         Model model = withRandomWeights(b.output(x).build(), 5);
         Random random = new Random(5);
@@ -331,10 +333,10 @@ class JvmBackendTest {
         Tensor batch = new Tensor(Shape.of(2, 6, 160, 160), data);
         try (var compiled = (JvmCompiledModel) compile(model, 2)) {
             Shape one = Shape.of(1, 6, 160, 160);
-            assertEquals(List.of("conv2d", "conv2d", "global_avg_pool"),
+            assertEquals(List.of("conv2d", "conv2d", "conv2d", "global_avg_pool"),
                     compiled.plan(Map.of("input", one)).steps().stream().map(Node::op).toList());
             Plan plan = compiled.plan(Map.of("input", batch.shape()));
-            assertEquals(List.of("conv2d", "conv2d"), plan.steps().subList(0, plan.headSteps()).stream()
+            assertEquals(List.of("conv2d", "conv2d", "conv2d"), plan.steps().subList(0, plan.headSteps()).stream()
                     .map(Node::op).toList());
             Tensor both = compiled.run(batch);
             for (int n = 0; n < 2; n++) {

@@ -2,6 +2,7 @@ package squall.ops.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -20,6 +21,7 @@ import squall.api.Node;
 import squall.api.Operator;
 import squall.api.Operators;
 import squall.api.Shape;
+import squall.api.SquallException;
 import squall.api.Workers;
 import squall.backend.jvm.JvmKernelContext;
 import squall.ops.BuiltinOperators;
@@ -353,6 +355,81 @@ class CpuKernelsTest {
             tunedKernel.run(Workers.of(threads));
             assertAgrees(reference.output(0), tuned.output(0), what + ", " + threads + " threads");
         }
+        // With pool_output: the same output, and its planes' means as the portable pool gives them.
+        Shape means = Shape.of(batch, channels, 1, 1);
+        Node squeeze = new Node("pool", "global_avg_pool", List.of("y"), List.of("s"), Attributes.EMPTY);
+        var pooled = JvmKernelContext.withNewOutputs(squeeze, List.of(out), List.of(means), reference.output(0));
+        BUILTIN.get("global_avg_pool").kernels(pooled).forEach(KernelCall::invoke);
+        Node fusedPool = new Node("dw", "expand_depthwise", List.of("x", "ew", "eb", "w", "b"), List.of("y", "s"),
+                fused.attributes().with("pool_output", 1));
+        assertEquals(List.of(out, means), fusedOp.outputShapes(fusedPool, shapes), what);
+        var tuned = new JvmKernelContext(fusedPool, shapes, List.of(out, means), data,
+                newOutputs(List.of(out, means)), new boolean[] {false, true, true, true, true});
+        fusedOp.cpuKernel(tuned).run(Workers.of(2));
+        assertAgrees(reference.output(0), tuned.output(0), what + ", pooled");
+        assertAgrees(pooled.output(0), tuned.output(1), what + ", its means");
+    }
+
+    /**
+     * A depthwise conv with pool_output against the portable conv2d and then the portable
+     * global_avg_pool, on each depthwise kernel: direct (3x3, 5x5; a clamp stored from the
+     * registers, silu finished after), phase planes (5x5 with padding 1), channels in lanes (7x7
+     * maps), with a residual and batch 2.
+     */
+    @Test
+    void depthwiseConvsPoolTheirPlanesAsThePortablePoolDoes() {
+        Random random = new Random(12);
+        checkPooled(2, 20, 29, 31, 3, 1, 1, "relu6", false, DepthwiseConv.class, random);
+        checkPooled(1, 24, 28, 28, 5, 2, 2, "silu", true, DepthwiseConv.class, random);
+        checkPooled(1, 16, 40, 37, 5, 1, 1, "hardswish", false, DepthwiseConv.class, random);
+        checkPooled(2, 40, 7, 7, 5, 1, 2, "silu", true, DepthwiseChannelsInLanes.class, random);
+        checkPooled(1, 33, 5, 6, 3, 1, 1, "relu", false, DepthwiseChannelsInLanes.class, random);
+    }
+
+    private static void checkPooled(int batch, int channels, int height, int width, int kernel, int stride,
+                                    int padding, String activation, boolean withResidual, Class<?> kernelType,
+                                    Random random) {
+        String what = "depthwise " + kernel + "x" + kernel + " stride " + stride + " padding " + padding + " "
+                + activation + (withResidual ? " with a residual" : "") + " on " + channels + "@" + height + "x"
+                + width + ", batch " + batch;
+        Attributes attributes = Attributes.of("stride", stride, "padding", padding, "groups", channels, "activation",
+                activation);
+        Operator conv = BUILTIN.get("conv2d");
+        Shape x = Shape.of(batch, channels, height, width);
+        Shape weight = Shape.of(channels, 1, kernel, kernel);
+        Shape bias = Shape.of(channels);
+        Node plain = new Node("dw", "conv2d", List.of("x", "w", "b"), List.of("y"), attributes);
+        Shape out = conv.outputShapes(plain, List.of(x, weight, bias)).getFirst();
+        List<Shape> shapes = withResidual ? List.of(x, weight, bias, out) : List.of(x, weight, bias);
+        float[][] data = new float[shapes.size()][];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+        }
+        // Reference: the portable conv, then the portable pool on its output.
+        Node reference = new Node("dw", "conv2d", inputNames(shapes), List.of("y"), attributes);
+        var convolved = JvmKernelContext.withNewOutputs(reference, shapes, List.of(out), data);
+        conv.kernels(convolved).forEach(KernelCall::invoke);
+        Operator pool = BUILTIN.get("global_avg_pool");
+        Node squeeze = new Node("pool", "global_avg_pool", List.of("y"), List.of("s"), Attributes.EMPTY);
+        Shape means = Shape.of(batch, channels, 1, 1);
+        var pooled = JvmKernelContext.withNewOutputs(squeeze, List.of(out), List.of(means), convolved.output(0));
+        pool.kernels(pooled).forEach(KernelCall::invoke);
+
+        Node fused = new Node("dw", "conv2d", inputNames(shapes), List.of("y", "s"), attributes.with("pool_output", 1));
+        assertEquals(List.of(out, means), conv.outputShapes(fused, shapes), what);
+        for (int threads : new int[] {1, 2}) {
+            var tuned = new JvmKernelContext(fused, shapes, List.of(out, means), data, newOutputs(List.of(out, means)),
+                    new boolean[shapes.size()]);
+            CpuKernel tunedKernel = conv.cpuKernel(tuned);
+            assertInstanceOf(kernelType, tunedKernel, what);
+            tunedKernel.run(Workers.of(threads));
+            tunedKernel.run(Workers.of(threads));
+            assertAgrees(convolved.output(0), tuned.output(0), what + ", " + threads + " threads");
+            assertAgrees(pooled.output(0), tuned.output(1), what + ", its means, " + threads + " threads");
+        }
+        SquallException.BadShape portable = assertThrows(SquallException.BadShape.class, () -> conv.kernels(
+                JvmKernelContext.withNewOutputs(fused, shapes, List.of(out, means), data)), what);
+        assertTrue(portable.getMessage().contains("pool_output"), portable.getMessage());
     }
 
     /** Runs the portable kernels and the CPU kernel with 1 and 2 workers on random inputs and compares. */

@@ -241,6 +241,43 @@ class PassesTest {
         assertEquals(List.of("dw.act", "x", "se.gate"), List.of(project.input(0), project.input(3), project.input(4)));
     }
 
+    /**
+     * The squeeze-excite pool after a depthwise conv becomes that conv's second output, plain or
+     * fused with its expansion; a pool after a dense conv or an add, or on a map under 28x28, stays.
+     */
+    @Test
+    void theSqueezePoolBecomesASecondOutputOfTheDepthwiseConv() {
+        Model model = model(b -> {
+            String x = activated(b, "expand", "x", 6, 30, 1, 1, 1, "silu");
+            x = activated(b, "dw", x, 30, 30, 3, 30, 1, "silu");
+            String s = b.op("global_avg_pool", "se.pool", Attributes.EMPTY, x);
+            s = b.op("sigmoid", "se.gate", Attributes.EMPTY, conv(b, "se.fc", s, 30, 30, 1, 1, true));
+            return activated(b, "project", b.op("mul", "se.mul", Attributes.EMPTY, s, x), 30, 6, 1, 1, 1, "none");
+        });
+        for (boolean expanded : new boolean[] {false, true}) {
+            Model fused = assertKeepsOutputs(model, m -> {
+                Map<String, Shape> shapes = m.graph().inferShapes(LARGE, OPERATORS);
+                Model before = expanded ? Passes.fuseExpandDepthwise(m, shapes) : m;
+                return Passes.fuseSqueezePools(before, shapes);
+            }, LARGE);
+            List<String> convs = expanded ? List.of("expand_depthwise", "conv2d", "sigmoid", "mul", "conv2d")
+                    : List.of("conv2d", "conv2d", "conv2d", "sigmoid", "mul", "conv2d");
+            assertEquals(convs, ops(fused));
+            Node dw = fused.graph().nodes().get(expanded ? 0 : 1);
+            assertEquals(List.of("dw", "se.pool"), dw.outputs());
+            assertEquals(1, dw.attributes().getInt("pool_output", 0));
+        }
+        assertEquals(ops(model), ops(assertKeepsOutputs(model,
+                m -> Passes.fuseSqueezePools(m, m.graph().inferShapes(INPUT, OPERATORS)))));
+        Model dense = model(b -> b.op("global_avg_pool", "pool", Attributes.EMPTY, conv(b, "conv", "x", 6, 6, 3, 1, true)));
+        Model added = model(b -> b.op("global_avg_pool", "pool", Attributes.EMPTY, b.op("add", "add", Attributes.EMPTY,
+                "x", "x")));
+        for (Model other : List.of(dense, added)) {
+            assertEquals(ops(other), ops(assertKeepsOutputs(other,
+                    m -> Passes.fuseSqueezePools(m, m.graph().inferShapes(LARGE, OPERATORS)), LARGE)));
+        }
+    }
+
     @Test
     void channelScaleStaysUnlessAOneByOneConvIsItsOnlyReader() {
         // 3x3 conv after the gate; a gated tensor read twice; a scale that is not per channel; a padded 1x1.
