@@ -83,9 +83,10 @@ final class Conv2d implements Operator {
                         + "this one has weight " + weight + ", groups " + groups + " and " + window);
             }
         }
-        if (pooled(node) && !DepthwiseConv.supports(window.asArray(), groups, inChannels, outChannels)) {
-            throw Check.bad(node, "pool_output is fused only into depthwise convs with equal strides and no "
-                    + "dilation; this one has weight " + weight + ", groups " + groups + " and " + window);
+        if (pooled(node) && (inputScale != null
+                || !DepthwiseConv.supports(window.asArray(), groups, inChannels, outChannels))) {
+            throw Check.bad(node, "pool_output is fused only into depthwise convs with equal strides, no dilation "
+                    + "and no input_scale; this one has weight " + weight + ", groups " + groups + " and " + window);
         }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
     }
@@ -159,6 +160,18 @@ final class Conv2d implements Operator {
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
         float[] inputScale = context.input(4);
+        boolean depthwise = DepthwiseConv.supports(window, g.groups(), inChannels, outChannels);
+        // A pooled conv (checked in geometry(): depthwise) takes a depthwise kernel even with one
+        // channel, which is also groups = 1: the dense kernels do not write the means.
+        if (depthwise && (pooled(context.node()) || g.groups() > 1)) {
+            if (DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
+                    DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {
+                return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, pooled(context),
+                        window, g.batch(), inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
+            }
+            return new DepthwiseConv(input, weight, bias, context.input(3), output, pooled(context), window, g.batch(),
+                    inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
+        }
         if (inputScale != null) {
             // Checked in geometry(): 1x1, stride 1, unpadded, ungrouped.
             if (ShallowPointwise.beatsTheGemm(inChannels, outChannels, outHeight * outWidth)) {
@@ -198,16 +211,6 @@ final class Conv2d implements Operator {
                     ? context.scratch(GemmConv.columnsSize(window, inChannels, outHeight, outWidth)) : null;
             return new GemmConv(input, weight, context.isConstant(1), bias, context.input(3), output, window, g.batch(), inChannels,
                     inHeight, inWidth, outChannels, outHeight, outWidth, g.activation(), columns, null);
-        }
-        if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)
-                && DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
-                        DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {
-            return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, pooled(context), window,
-                    g.batch(), inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
-        }
-        if (DepthwiseConv.supports(window, g.groups(), inChannels, outChannels)) {
-            return new DepthwiseConv(input, weight, bias, context.input(3), output, pooled(context), window, g.batch(),
-                    inChannels, inHeight, inWidth, outHeight, outWidth, g.activation());
         }
         float[] residual = residual(context);
         int hasResidual = context.input(3) == null ? 0 : 1;

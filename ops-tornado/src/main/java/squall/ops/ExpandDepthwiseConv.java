@@ -16,8 +16,9 @@ import squall.ops.cpu.ExpandDepthwise;
  * backend's plan-time fusion of an inverted residual block's 1x1 expansion into the depthwise
  * conv that reads it ({@code Passes.fuseExpandDepthwise}): out = act(dwconv(expand_act(conv1x1(x,
  * expand_weight) + expand_bias), weight) + bias), the expanded tensor never stored. With
- * {@code pool_output} = 1, as conv2d: a second output [N,E,1,1] of the output planes' means. Importers do
- * not make it, and it has no portable kernel: other backends keep the two conv2d nodes.
+ * {@code pool_output} = 1, as conv2d: a second output [N,E,1,1] of the output planes' means.
+ * Importers do not make it, and it has no portable kernel: other backends keep the two conv2d
+ * nodes.
  */
 final class ExpandDepthwiseConv implements Operator {
     @Override
@@ -89,9 +90,8 @@ final class ExpandDepthwiseConv implements Operator {
         return new ExpandDepthwise(context.input(0), context.input(1), context.isConstant(1),
                 bias(context, 2, g.channels()), Activation.fusedCode(context.node(), "expand_activation"),
                 context.input(3), bias(context, 4, g.channels()), context.output(0), Conv2d.pooled(context),
-                g.window().asArray(), x.dim(0),
-                x.dim(1), g.channels(), x.dim(2), x.dim(3), g.output().dim(2), g.output().dim(3),
-                Activation.fusedCode(context.node()));
+                g.window().asArray(), x.dim(0), x.dim(1), g.channels(), x.dim(2), x.dim(3), g.output().dim(2),
+                g.output().dim(3), Activation.fusedCode(context.node()));
     }
 
     /** An absent bias is zeros. */

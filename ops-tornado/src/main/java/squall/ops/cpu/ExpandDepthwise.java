@@ -36,8 +36,8 @@ public final class ExpandDepthwise implements CpuKernel {
      */
     public ExpandDepthwise(float[] input, float[] expandWeight, boolean weightConstant, float[] expandBias,
                            int expandActivation, float[] depthwiseWeight, float[] depthwiseBias, float[] output,
-                           float[] pooled, int[] window, int batch, int inChannels, int channels, int height, int width,
-                           int outHeight, int outWidth, int depthwiseActivation) {
+                           float[] pooled, int[] window, int batch, int inChannels, int channels, int height,
+                           int width, int outHeight, int outWidth, int depthwiseActivation) {
         if (!DepthwiseConv.runsDirect(window, height, width, outHeight, outWidth)) {
             throw new IllegalArgumentException("the depthwise conv of an ExpandDepthwise must be a 3x3 or 5x5 with "
                     + "'same' padding at stride 1 or 2");

@@ -384,6 +384,8 @@ class CpuKernelsTest {
         checkPooled(1, 16, 40, 37, 5, 1, 1, "hardswish", false, DepthwiseConv.class, random);
         checkPooled(2, 40, 7, 7, 5, 1, 2, "silu", true, DepthwiseChannelsInLanes.class, random);
         checkPooled(1, 33, 5, 6, 3, 1, 1, "relu", false, DepthwiseChannelsInLanes.class, random);
+        // One channel: groups = 1 too, and still a depthwise kernel, which writes the means.
+        checkPooled(2, 1, 9, 9, 3, 1, 1, "relu", false, DepthwiseConv.class, random);
     }
 
     private static void checkPooled(int batch, int channels, int height, int width, int kernel, int stride,
