@@ -30,6 +30,16 @@ public interface Operator {
         return null;
     }
 
+    /**
+     * True when the node's CPU kernel ({@link #cpuKernel}) may write output 0 over input 0: the
+     * JVM backend then gives both one buffer where nothing reads input 0 later, so the output goes
+     * to memory the step has just read (in cache) instead of a buffer last touched a run ago. The
+     * portable kernels never run in place.
+     */
+    default boolean writesInPlace(Node node, List<Shape> inputShapes) {
+        return false;
+    }
+
     /** Multiply-adds of one execution of the node, for summaries and GFLOP/s figures. */
     default long multiplyAdds(Node node, List<Shape> inputShapes, List<Shape> outputShapes) {
         return 0;

@@ -141,6 +141,23 @@ final class Conv2d implements Operator {
     }
 
     /**
+     * A depthwise conv that takes {@link DepthwiseConv}'s direct kernels at stride 1: each thread
+     * copies a plane before it convolves it, so the output may overwrite the input.
+     */
+    @Override
+    public boolean writesInPlace(Node node, List<Shape> inputShapes) {
+        Geometry g = geometry(node, inputShapes);
+        int[] window = g.window().asArray();
+        int channels = g.input().dim(1);
+        int height = g.input().dim(2);
+        int width = g.input().dim(3);
+        return !Boolean.getBoolean("squall.noinplace") && window[2] == 1 && (pooled(node) || g.groups() > 1)
+                && DepthwiseConv.supports(window, g.groups(), channels, g.outChannels())
+                && DepthwiseConv.runsDirect(window, height, width, g.outHeight(), g.output().dim(3))
+                && !DepthwiseChannelsInLanes.beatsPlanes(g.output().dim(3), window[0], window[1], window[2], true);
+    }
+
+    /**
      * The Vector API kernels of squall.ops.cpu where one fits (a GEMM for dense convs, phase planes
      * for depthwise, dot products for 1x1 maps); other grouped convs run the portable kernel's
      * convRow over output rows split between the workers.

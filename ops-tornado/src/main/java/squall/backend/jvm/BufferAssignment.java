@@ -14,14 +14,20 @@ import java.util.Set;
  * @param bufferSizes   the size in floats of each buffer
  */
 public record BufferAssignment(int[] bufferOfValue, int[] bufferSizes) {
-    /** One kernel launch: the values it reads and the values it writes. */
-    public record Step(int[] reads, int[] writes) {
+    /**
+     * One kernel launch: the values it reads and the values it writes; with {@code inPlace}, its
+     * first write may take the buffer of its first read, if nothing reads that value later.
+     */
+    public record Step(int[] reads, int[] writes, boolean inPlace) {
+        public Step(int[] reads, int[] writes) {
+            this(reads, writes, false);
+        }
     }
 
     /**
      * Assigns buffers for values 0..sizes.length-1 written by {@code steps} (in execution order).
      * Values in {@code liveAtEnd} (graph outputs) keep their buffer to the end. A step's outputs
-     * never share a buffer with its inputs, since a kernel reads its inputs while it writes.
+     * share a buffer with its inputs only in place: a kernel reads its inputs while it writes.
      */
     public static BufferAssignment assign(int[] sizes, List<Step> steps, Set<Integer> liveAtEnd) {
         int[] lastRead = new int[sizes.length];
@@ -40,13 +46,27 @@ public record BufferAssignment(int[] bufferOfValue, int[] bufferSizes) {
         List<Integer> free = new ArrayList<>();
         for (int s = 0; s < steps.size(); s++) {
             Step step = steps.get(s);
+            int taken = -1;
+            if (step.inPlace() && step.reads().length > 0 && step.writes().length > 0) {
+                int in = step.reads()[0];
+                // Read once by this step and by none after it (nor a graph output).
+                if (bufferOf[in] >= 0 && lastRead[in] == s
+                        && Arrays.stream(step.reads()).filter(r -> r == in).count() == 1) {
+                    taken = bufferOf[in];
+                    bufferOf[step.writes()[0]] = taken;
+                    bufferSizes.set(taken, Math.max(bufferSizes.get(taken), sizes[step.writes()[0]]));
+                }
+            }
             for (int v : step.writes()) {
-                bufferOf[v] = take(free, bufferSizes, sizes[v]);
+                if (bufferOf[v] < 0) {
+                    bufferOf[v] = take(free, bufferSizes, sizes[v]);
+                }
             }
             // Values read for the last time here, and outputs nobody reads, free their buffers now.
             for (int[] values : new int[][] {step.reads(), step.writes()}) {
                 for (int v : values) {
-                    if (bufferOf[v] >= 0 && lastRead[v] <= s && !free.contains(bufferOf[v])) {
+                    boolean handedOn = bufferOf[v] == taken && v != step.writes()[0];
+                    if (bufferOf[v] >= 0 && lastRead[v] <= s && !handedOn && !free.contains(bufferOf[v])) {
                         free.add(bufferOf[v]);
                     }
                 }

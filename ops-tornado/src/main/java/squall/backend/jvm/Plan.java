@@ -102,7 +102,11 @@ final class Plan {
             liveness.add(new BufferAssignment.Step(new int[0], ids(crossing)));
         }
         for (int s = first; s < last; s++) {
-            liveness.add(new BufferAssignment.Step(ids(steps.get(s).inputs()), ids(steps.get(s).outputs())));
+            Node node = steps.get(s);
+            List<Shape> inShapes = node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList();
+            boolean inPlace = !node.inputs().get(0).isEmpty()
+                    && stepOperators.get(s).writesInPlace(node, inShapes);
+            liveness.add(new BufferAssignment.Step(ids(node.inputs()), ids(node.outputs()), inPlace));
         }
         Set<Integer> liveAtEnd = new HashSet<>();
         for (String out : stepLimit >= 0 ? crossing(stepLimit) : graph.outputs()) {

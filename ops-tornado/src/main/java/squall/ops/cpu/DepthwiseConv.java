@@ -135,7 +135,10 @@ public final class DepthwiseConv implements CpuKernel {
                     // only the tensor's first and last planes lack that margin and go through a copy.
                     float[] src = input;
                     int start = plane * planeSize;
-                    if (start < MARGIN_BEFORE || start + planeSize + MARGIN_AFTER > input.length) {
+                    // In place (the output over the input, see Conv2d.writesInPlace), the plane is
+                    // copied first: its rows are read again after the rows below them are written.
+                    if (input == output || start < MARGIN_BEFORE
+                            || start + planeSize + MARGIN_AFTER > input.length) {
                         src = Scratch.floats(MARGIN_BEFORE + planeSize + MARGIN_AFTER);
                         System.arraycopy(input, start, src, MARGIN_BEFORE, planeSize);
                         start = MARGIN_BEFORE;

@@ -61,6 +61,46 @@ class BufferAssignmentTest {
         assertEquals(assignment.bufferOfValue()[3], assignment.bufferOfValue()[4], "the dead output's buffer is reused");
     }
 
+    @Test
+    void aStepInPlaceTakesItsInputsBufferOnlyWhereNothingReadsTheInputLater() {
+        // 1 = stem(0); 2 = depthwise(1) in place; 3 = conv(2); 4 = depthwise(3) in place, but 3
+        // is read again by 5 = add(4, 3); 6 = depthwise(5, 5) in place, reading 5 twice.
+        int[] sizes = {4, 4, 4, 4, 4, 4, 4, 4};
+        var steps = List.of(step(new int[] {0}, 1), inPlace(new int[] {1}, 2), step(new int[] {2}, 3),
+                inPlace(new int[] {3}, 4), step(new int[] {4, 3}, 5), inPlace(new int[] {5, 5}, 6),
+                inPlace(new int[] {6}, 7));
+        var assignment = BufferAssignment.assign(sizes, steps, Set.of(6, 7));
+        int[] bufferOf = assignment.bufferOfValue();
+        checkNoLiveOverlap(sizes, steps, Set.of(6, 7), assignment);
+        assertEquals(bufferOf[1], bufferOf[2], "the depthwise output over its input");
+        assertNotEquals(bufferOf[3], bufferOf[4], "3 is read after the depthwise");
+        assertNotEquals(bufferOf[5], bufferOf[6], "5 is read twice by the step");
+        assertNotEquals(bufferOf[6], bufferOf[7], "6 is a graph output");
+        var fromInput = BufferAssignment.assign(new int[] {4, 4}, List.of(inPlace(new int[] {0}, 1)), Set.of(1));
+        assertEquals(0, fromInput.bufferOfValue()[1], "a graph input has no buffer to take");
+    }
+
+    @Test
+    void aValueWrittenInPlaceKeepsTheBufferUntilItsOwnLastReader() {
+        // 1 = a(0); 2 = b(1) in place; 3 = c(2); 4 = d(3); 5 = add(4, 2): the buffer 1 handed to 2
+        // must not be given to 3 or 4.
+        int[] sizes = {4, 4, 4, 4, 4, 4};
+        var steps = List.of(step(new int[] {0}, 1), inPlace(new int[] {1}, 2), step(new int[] {2}, 3),
+                step(new int[] {3}, 4), step(new int[] {4, 2}, 5));
+        var assignment = BufferAssignment.assign(sizes, steps, Set.of(5));
+        checkNoLiveOverlap(sizes, steps, Set.of(5), assignment);
+        assertEquals(assignment.bufferOfValue()[1], assignment.bufferOfValue()[2]);
+        // Grown in place: a larger output takes the input's buffer and the buffer grows.
+        var grown = BufferAssignment.assign(new int[] {4, 4, 9}, List.of(step(new int[] {0}, 1),
+                inPlace(new int[] {1}, 2)), Set.of(2));
+        assertEquals(grown.bufferOfValue()[1], grown.bufferOfValue()[2]);
+        assertEquals(9, grown.bufferSizes()[grown.bufferOfValue()[2]]);
+    }
+
+    private static BufferAssignment.Step inPlace(int[] reads, int... writes) {
+        return new BufferAssignment.Step(reads, writes, true);
+    }
+
     /** Random DAGs: every value fits its buffer and no two values live at once share one. */
     @RepeatedTest(20)
     void randomGraphsNeverShareALiveBuffer(org.junit.jupiter.api.RepetitionInfo info) {
@@ -73,7 +113,7 @@ class BufferAssignmentTest {
         }
         for (int v = 1; v <= count; v++) {
             int[] reads = random.ints(1 + random.nextInt(3), 0, v).distinct().toArray();
-            steps.add(step(reads, v));
+            steps.add(new BufferAssignment.Step(reads, new int[] {v}, random.nextBoolean()));
         }
         Set<Integer> outputs = Set.of(count, 1 + random.nextInt(count - 1));
         var assignment = BufferAssignment.assign(sizes, steps, outputs);
@@ -85,7 +125,11 @@ class BufferAssignmentTest {
         assertTrue(assignment.totalFloats() <= sum, "never more than one buffer per value");
     }
 
-    /** Value v is live from the step that writes it to its last reader (or the end, for outputs). */
+    /**
+     * Value v is live from the step that writes it to its last reader (or the end, for outputs).
+     * A step in place may write its first output over its first input when that step is the
+     * input's last reader, and reads it once.
+     */
     private static void checkNoLiveOverlap(int[] sizes, List<BufferAssignment.Step> steps, Set<Integer> outputs,
                                            BufferAssignment assignment) {
         int[] born = new int[sizes.length];
@@ -109,7 +153,11 @@ class BufferAssignmentTest {
             assertTrue(assignment.bufferSizes()[bufferOf[v]] >= sizes[v], "value " + v + " fits its buffer");
             for (int u = v + 1; u < sizes.length; u++) {
                 boolean overlap = born[u] >= 0 && born[u] <= dies[v] && born[v] <= dies[u];
-                if (overlap) {
+                BufferAssignment.Step by = born[u] >= 0 ? steps.get(born[u]) : null;
+                int value = v;
+                boolean inPlace = by != null && by.inPlace() && by.reads()[0] == v && by.writes()[0] == u
+                        && dies[v] == born[u] && java.util.Arrays.stream(by.reads()).filter(r -> r == value).count() == 1;
+                if (overlap && !inPlace) {
                     assertNotEquals(bufferOf[u], bufferOf[v], "values " + u + " and " + v + " are live together");
                 }
             }

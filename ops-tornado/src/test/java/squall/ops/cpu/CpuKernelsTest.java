@@ -1,6 +1,7 @@
 package squall.ops.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -432,6 +433,65 @@ class CpuKernelsTest {
         SquallException.BadShape portable = assertThrows(SquallException.BadShape.class, () -> conv.kernels(
                 JvmKernelContext.withNewOutputs(fused, shapes, List.of(out, means), data)), what);
         assertTrue(portable.getMessage().contains("pool_output"), portable.getMessage());
+    }
+
+    /**
+     * Conv2d.writesInPlace: the direct depthwise kernels at stride 1 write their output over their
+     * input (one buffer, as the JVM backend assigns it) and agree with the portable conv writing
+     * a separate output; other convs do not claim it.
+     */
+    @Test
+    void depthwiseConvsInPlaceAgreeWithThePortableConv() {
+        Random random = new Random(13);
+        checkInPlace(1, 3, 112, 112, 3, "relu6", false, false, random);
+        checkInPlace(2, 5, 29, 31, 3, "silu", true, false, random);
+        checkInPlace(1, 4, 14, 14, 5, "hardswish", false, true, random);
+        checkInPlace(2, 3, 9, 17, 5, "relu", true, true, random);
+        Operator conv = BUILTIN.get("conv2d");
+        // {kernel, stride, padding, groups, size}: stride 2, phase planes, channels in lanes, dense.
+        for (int[] notInPlace : new int[][] {{3, 2, 1, 4, 56}, {5, 1, 1, 4, 28}, {5, 1, 2, 4, 7}, {1, 1, 0, 1, 56}}) {
+            int kernel = notInPlace[0];
+            int groups = notInPlace[3];
+            int size = notInPlace[4];
+            Node node = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("stride",
+                    notInPlace[1], "padding", notInPlace[2], "groups", groups));
+            List<Shape> shapes = List.of(Shape.of(1, 4, size, size), Shape.of(4, 4 / groups, kernel, kernel));
+            assertFalse(conv.writesInPlace(node, shapes), "not in place: " + node.attributes() + " @" + size);
+        }
+    }
+
+    private static void checkInPlace(int batch, int channels, int height, int width, int kernel, String activation,
+                                     boolean withResidual, boolean pooled, Random random) {
+        String what = "depthwise " + kernel + "x" + kernel + " " + activation + (withResidual ? " with a residual" : "")
+                + (pooled ? ", pooled" : "") + " on " + channels + "@" + height + "x" + width + ", batch " + batch;
+        Attributes attributes = Attributes.of("padding", kernel / 2, "groups", channels, "activation", activation);
+        Operator conv = BUILTIN.get("conv2d");
+        Shape x = Shape.of(batch, channels, height, width);
+        List<Shape> shapes = withResidual ? List.of(x, Shape.of(channels, 1, kernel, kernel), Shape.of(channels), x)
+                : List.of(x, Shape.of(channels, 1, kernel, kernel), Shape.of(channels));
+        float[][] data = new float[shapes.size()][];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+        }
+        Node reference = new Node("dw", "conv2d", inputNames(shapes), List.of("y"), attributes);
+        var portable = JvmKernelContext.withNewOutputs(reference, shapes, List.of(x), data);
+        conv.kernels(portable).forEach(KernelCall::invoke);
+        Shape means = Shape.of(batch, channels, 1, 1);
+        Node node = pooled ? new Node("dw", "conv2d", inputNames(shapes), List.of("y", "s"),
+                attributes.with("pool_output", 1)) : reference;
+        List<Shape> outShapes = pooled ? List.of(x, means) : List.of(x);
+        assertTrue(conv.writesInPlace(node, shapes), what);
+        for (int threads : new int[] {1, 2}) {
+            float[][] inputs = data.clone();
+            inputs[0] = data[0].clone();
+            float[][] outputs = newOutputs(outShapes);
+            outputs[0] = inputs[0];
+            var tuned = new JvmKernelContext(node, shapes, outShapes, inputs, outputs, new boolean[shapes.size()]);
+            CpuKernel tunedKernel = conv.cpuKernel(tuned);
+            assertInstanceOf(DepthwiseConv.class, tunedKernel, what);
+            tunedKernel.run(Workers.of(threads));
+            assertAgrees(portable.output(0), outputs[0], what + ", in place, " + threads + " threads");
+        }
     }
 
     /** Runs the portable kernels and the CPU kernel with 1 and 2 workers on random inputs and compares. */
