@@ -141,20 +141,18 @@ final class Conv2d implements Operator {
     }
 
     /**
-     * A depthwise conv that takes {@link DepthwiseConv}'s direct kernels at stride 1: each thread
-     * copies a plane before it convolves it, so the output may overwrite the input.
+     * A depthwise conv at stride 1 whose output is as large as its input: every depthwise kernel
+     * has read an output plane's input before it writes the plane ({@link DepthwiseConv}'s direct
+     * kernels copy each plane first, its phase planes and {@link DepthwiseChannelsInLanes}'s tiles
+     * are copies), and no plane's output lands on another plane's input.
      */
     @Override
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {
         Geometry g = geometry(node, inputShapes);
         int[] window = g.window().asArray();
-        int channels = g.input().dim(1);
-        int height = g.input().dim(2);
-        int width = g.input().dim(3);
         return !Boolean.getBoolean("squall.noinplace") && window[2] == 1 && (pooled(node) || g.groups() > 1)
-                && DepthwiseConv.supports(window, g.groups(), channels, g.outChannels())
-                && DepthwiseConv.runsDirect(window, height, width, g.outHeight(), g.output().dim(3))
-                && !DepthwiseChannelsInLanes.beatsPlanes(g.output().dim(3), window[0], window[1], window[2], true);
+                && DepthwiseConv.supports(window, g.groups(), g.input().dim(1), g.outChannels())
+                && g.output().dim(2) == g.input().dim(2) && g.output().dim(3) == g.input().dim(3);
     }
 
     /**

@@ -436,20 +436,23 @@ class CpuKernelsTest {
     }
 
     /**
-     * Conv2d.writesInPlace: the direct depthwise kernels at stride 1 write their output over their
-     * input (one buffer, as the JVM backend assigns it) and agree with the portable conv writing
-     * a separate output; other convs do not claim it.
+     * Conv2d.writesInPlace: the depthwise kernels at stride 1 (direct, phase planes, channels in
+     * lanes) write their output over their input (one buffer, as the JVM backend assigns it) and
+     * agree with the portable conv writing a separate output; other convs do not claim it.
      */
     @Test
     void depthwiseConvsInPlaceAgreeWithThePortableConv() {
         Random random = new Random(13);
-        checkInPlace(1, 3, 112, 112, 3, "relu6", false, false, random);
-        checkInPlace(2, 5, 29, 31, 3, "silu", true, false, random);
-        checkInPlace(1, 4, 14, 14, 5, "hardswish", false, true, random);
-        checkInPlace(2, 3, 9, 17, 5, "relu", true, true, random);
+        checkInPlace(1, 3, 112, 112, 3, "relu6", false, false, DepthwiseConv.class, random);
+        checkInPlace(2, 5, 29, 31, 3, "silu", true, false, DepthwiseConv.class, random);
+        checkInPlace(1, 4, 14, 14, 5, "hardswish", false, true, DepthwiseConv.class, random);
+        checkInPlace(2, 3, 9, 17, 5, "relu", true, true, DepthwiseConv.class, random);
+        checkInPlace(2, 3, 11, 30, 7, "relu", true, false, DepthwiseConv.class, random);
+        checkInPlace(2, 40, 7, 7, 5, "silu", true, true, DepthwiseChannelsInLanes.class, random);
+        checkInPlace(3, 17, 5, 6, 3, "relu6", false, false, DepthwiseChannelsInLanes.class, random);
         Operator conv = BUILTIN.get("conv2d");
-        // {kernel, stride, padding, groups, size}: stride 2, phase planes, channels in lanes, dense.
-        for (int[] notInPlace : new int[][] {{3, 2, 1, 4, 56}, {5, 1, 1, 4, 28}, {5, 1, 2, 4, 7}, {1, 1, 0, 1, 56}}) {
+        // {kernel, stride, padding, groups, size}: stride 2, a smaller output, dense.
+        for (int[] notInPlace : new int[][] {{3, 2, 1, 4, 56}, {5, 1, 1, 4, 28}, {1, 1, 0, 1, 56}, {3, 1, 1, 1, 9}}) {
             int kernel = notInPlace[0];
             int groups = notInPlace[3];
             int size = notInPlace[4];
@@ -461,7 +464,7 @@ class CpuKernelsTest {
     }
 
     private static void checkInPlace(int batch, int channels, int height, int width, int kernel, String activation,
-                                     boolean withResidual, boolean pooled, Random random) {
+                                     boolean withResidual, boolean pooled, Class<?> kernelType, Random random) {
         String what = "depthwise " + kernel + "x" + kernel + " " + activation + (withResidual ? " with a residual" : "")
                 + (pooled ? ", pooled" : "") + " on " + channels + "@" + height + "x" + width + ", batch " + batch;
         Attributes attributes = Attributes.of("padding", kernel / 2, "groups", channels, "activation", activation);
@@ -488,7 +491,7 @@ class CpuKernelsTest {
             outputs[0] = inputs[0];
             var tuned = new JvmKernelContext(node, shapes, outShapes, inputs, outputs, new boolean[shapes.size()]);
             CpuKernel tunedKernel = conv.cpuKernel(tuned);
-            assertInstanceOf(DepthwiseConv.class, tunedKernel, what);
+            assertInstanceOf(kernelType, tunedKernel, what);
             tunedKernel.run(Workers.of(threads));
             assertAgrees(portable.output(0), outputs[0], what + ", in place, " + threads + " threads");
         }
