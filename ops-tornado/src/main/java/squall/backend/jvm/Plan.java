@@ -104,7 +104,7 @@ final class Plan {
         for (int s = first; s < last; s++) {
             Node node = steps.get(s);
             List<Shape> inShapes = node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList();
-            boolean inPlace = !node.inputs().get(0).isEmpty()
+            boolean inPlace = !node.inputs().isEmpty() && !node.inputs().get(0).isEmpty()
                     && stepOperators.get(s).writesInPlace(node, inShapes);
             liveness.add(new BufferAssignment.Step(ids(node.inputs()), ids(node.outputs()), inPlace));
         }
@@ -302,6 +302,12 @@ final class Plan {
 
     BufferAssignment buffers() {
         return buffers;
+    }
+
+    /** The activation buffer a value of this plan is held in, -1 for inputs and parameters. */
+    int bufferOf(String value) {
+        Integer id = valueIds.get(storageOf(value));
+        return id == null ? -1 : buffers.bufferOfValue()[id];
     }
 
     Map<String, Tensor> run(Map<String, Tensor> inputs, Workers workers) {

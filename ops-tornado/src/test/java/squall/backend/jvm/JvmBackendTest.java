@@ -3,6 +3,7 @@ package squall.backend.jvm;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -267,6 +268,49 @@ class JvmBackendTest {
         // flatten and dropout are aliases: they take no buffer, so 8 nodes write values, not 10.
         long written = java.util.Arrays.stream(buffers.bufferOfValue()).filter(b -> b >= 0).count();
         assertEquals(8, written);
+        compiled.close();
+    }
+
+    /**
+     * A depthwise conv at stride 1 writes over its input where no later step reads the input
+     * (Operator.writesInPlace), and the outputs still match the portable kernels run node by node.
+     */
+    @Test
+    void depthwiseConvsRunInPlaceOnlyWhereTheirInputIsDeadAfterThem() {
+        var b = Graph.builder("in place");
+        String x = b.input("input", Shape.of(-1, 3, -1, -1));
+        String stem = b.op("conv2d", "stem", Attributes.of("stride", 2, "padding", 1), x,
+                b.parameter("stem.weight", 8, 3, 3, 3));
+        String dw1 = b.op("conv2d", "dw1", Attributes.of("padding", 1, "groups", 8, "activation", "relu6"), stem,
+                b.parameter("dw1.weight", 8, 1, 3, 3));
+        String pw = b.op("conv2d", "pw", Attributes.EMPTY, dw1, b.parameter("pw.weight", 8, 8, 1, 1));
+        // Reads pw twice (input and residual), then dw3's input is read again by the add.
+        String dw2 = b.op("conv2d", "dw2", Attributes.of("padding", 2, "groups", 8), pw,
+                b.parameter("dw2.weight", 8, 1, 5, 5), b.parameter("dw2.bias", 8), pw);
+        String dw3 = b.op("conv2d", "dw3", Attributes.of("padding", 1, "groups", 8, "activation", "silu"), dw2,
+                b.parameter("dw3.weight", 8, 1, 3, 3));
+        String sum = b.op("add", "add", Attributes.EMPTY, dw3, dw2);
+        Graph graph = b.output(b.op("conv2d", "dw4", Attributes.of("stride", 2, "padding", 1, "groups", 8), sum,
+                b.parameter("dw4.weight", 8, 1, 3, 3))).build();
+        Random random = new Random(5);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> {
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = random.nextFloat() - 0.5f;
+            }
+            weights.put(name, new Tensor(shape, data));
+        });
+        Model model = Model.bind(graph, weights, "random weights");
+        var compiled = (JvmCompiledModel) compile(model, 2, "none");
+        // Maps of 14x14 at most: the batch runs whole, not image by image through a head plan.
+        Tensor input = image(random, 2, 20, 27);
+        Plan plan = compiled.plan(Map.of("input", input.shape()));
+        assertEquals(plan.bufferOf(stem), plan.bufferOf(dw1), "dw1 over the stem's output");
+        assertNotEquals(plan.bufferOf(pw), plan.bufferOf(dw2), "pw is dw2's residual too");
+        assertNotEquals(plan.bufferOf(dw2), plan.bufferOf(dw3), "the add reads dw2 after dw3");
+        assertNotEquals(plan.bufferOf(sum), plan.bufferOf("dw4"), "stride 2");
+        assertClose(runPortable(model, input).data(), compiled.run(input).data(), "in place");
         compiled.close();
     }
 
