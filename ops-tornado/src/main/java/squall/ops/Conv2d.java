@@ -150,7 +150,7 @@ final class Conv2d implements Operator {
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {
         Geometry g = geometry(node, inputShapes);
         int[] window = g.window().asArray();
-        return !Boolean.getBoolean("squall.noinplace") && window[2] == 1 && (pooled(node) || g.groups() > 1)
+        return window[2] == 1 && (pooled(node) || g.groups() > 1)
                 && DepthwiseConv.supports(window, g.groups(), g.input().dim(1), g.outChannels())
                 && g.output().dim(2) == g.input().dim(2) && g.output().dim(3) == g.input().dim(3);
     }
