@@ -404,10 +404,7 @@ class CpuKernelsTest {
         Node plain = new Node("dw", "conv2d", List.of("x", "w", "b"), List.of("y"), attributes);
         Shape out = conv.outputShapes(plain, List.of(x, weight, bias)).getFirst();
         List<Shape> shapes = withResidual ? List.of(x, weight, bias, out) : List.of(x, weight, bias);
-        float[][] data = new float[shapes.size()][];
-        for (int i = 0; i < data.length; i++) {
-            data[i] = random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
-        }
+        float[][] data = randomInputs(random, shapes);
         // Reference: the portable conv, then the portable pool on its output.
         Node reference = new Node("dw", "conv2d", inputNames(shapes), List.of("y"), attributes);
         var convolved = JvmKernelContext.withNewOutputs(reference, shapes, List.of(out), data);
@@ -472,10 +469,7 @@ class CpuKernelsTest {
         Shape x = Shape.of(batch, channels, height, width);
         List<Shape> shapes = withResidual ? List.of(x, Shape.of(channels, 1, kernel, kernel), Shape.of(channels), x)
                 : List.of(x, Shape.of(channels, 1, kernel, kernel), Shape.of(channels));
-        float[][] data = new float[shapes.size()][];
-        for (int i = 0; i < data.length; i++) {
-            data[i] = random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
-        }
+        float[][] data = randomInputs(random, shapes);
         Node reference = new Node("dw", "conv2d", inputNames(shapes), List.of("y"), attributes);
         var portable = JvmKernelContext.withNewOutputs(reference, shapes, List.of(x), data);
         conv.kernels(portable).forEach(KernelCall::invoke);
@@ -503,10 +497,7 @@ class CpuKernelsTest {
         Operator operator = BUILTIN.get(op);
         Node node = new Node("test", op, inputNames(shapes), List.of("y"), attributes);
         List<Shape> outShapes = operator.outputShapes(node, shapes);
-        float[][] inputs = new float[shapes.size()][];
-        for (int i = 0; i < inputs.length; i++) {
-            inputs[i] = shapes.get(i) == null ? null : random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
-        }
+        float[][] inputs = randomInputs(random, shapes);
         var portable = JvmKernelContext.withNewOutputs(node, shapes, outShapes, inputs);
         operator.kernels(portable).forEach(KernelCall::invoke);
         // Weights and bias are graph inputs here (as in ONNX test cases), which every kernel must
@@ -547,6 +538,15 @@ class CpuKernelsTest {
             names.add(shapes.get(i) == null ? "" : "in" + i);
         }
         return names;
+    }
+
+    /** Random values for each input shape (null for an absent one), the weights (input 1) in a narrower range. */
+    private static float[][] randomInputs(Random random, List<Shape> shapes) {
+        float[][] inputs = new float[shapes.size()][];
+        for (int i = 0; i < inputs.length; i++) {
+            inputs[i] = shapes.get(i) == null ? null : random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+        }
+        return inputs;
     }
 
     static float[] random(Random random, int size, float range) {
