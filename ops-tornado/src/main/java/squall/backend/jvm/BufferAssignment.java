@@ -65,7 +65,8 @@ public record BufferAssignment(int[] bufferOfValue, int[] bufferSizes) {
             // Values read for the last time here, and outputs nobody reads, free their buffers now.
             for (int[] values : new int[][] {step.reads(), step.writes()}) {
                 for (int v : values) {
-                    boolean handedOn = bufferOf[v] == taken && v != step.writes()[0];
+                    // The input whose buffer this step's output took in place does not free it.
+                    boolean handedOn = taken >= 0 && bufferOf[v] == taken && v != step.writes()[0];
                     if (bufferOf[v] >= 0 && lastRead[v] <= s && !handedOn && !free.contains(bufferOf[v])) {
                         free.add(bufferOf[v]);
                     }

@@ -136,7 +136,8 @@ public final class DepthwiseConv implements CpuKernel {
                     float[] src = input;
                     int start = plane * planeSize;
                     // In place (the output over the input, see Conv2d.writesInPlace), the plane is
-                    // copied first: its rows are read again after the rows below them are written.
+                    // copied first: the next column's taps, and a partial column's spare lanes,
+                    // meet input that outputs already overwrote.
                     if (input == output || start < MARGIN_BEFORE
                             || start + planeSize + MARGIN_AFTER > input.length) {
                         src = Scratch.floats(MARGIN_BEFORE + planeSize + MARGIN_AFTER);
