@@ -150,9 +150,18 @@ final class Conv2d implements Operator {
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {
         Geometry g = geometry(node, inputShapes);
         int[] window = g.window().asArray();
-        return window[2] == 1 && (pooled(node) || g.groups() > 1)
-                && DepthwiseConv.supports(window, g.groups(), g.input().dim(1), g.outChannels())
+        return window[2] == 1 && takesDepthwiseKernel(node, g)
                 && g.output().dim(2) == g.input().dim(2) && g.output().dim(3) == g.input().dim(3);
+    }
+
+    /**
+     * Whether {@link #cpuKernel} runs the node on a depthwise kernel. A pooled conv (checked in
+     * geometry(): depthwise) does so even with one channel, which is also groups = 1: the dense
+     * kernels do not write the means.
+     */
+    private static boolean takesDepthwiseKernel(Node node, Geometry g) {
+        return (pooled(node) || g.groups() > 1)
+                && DepthwiseConv.supports(g.window().asArray(), g.groups(), g.input().dim(1), g.outChannels());
     }
 
     /**
@@ -175,10 +184,7 @@ final class Conv2d implements Operator {
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
         float[] inputScale = context.input(4);
-        boolean depthwise = DepthwiseConv.supports(window, g.groups(), inChannels, outChannels);
-        // A pooled conv (checked in geometry(): depthwise) takes a depthwise kernel even with one
-        // channel, which is also groups = 1: the dense kernels do not write the means.
-        if (depthwise && (pooled(context.node()) || g.groups() > 1)) {
+        if (takesDepthwiseKernel(context.node(), g)) {
             if (DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
                     DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {
                 return new DepthwiseChannelsInLanes(input, weight, bias, context.input(3), output, pooled(context),
