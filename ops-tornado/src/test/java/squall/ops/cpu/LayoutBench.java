@@ -15,16 +15,19 @@ import squall.api.Shape;
 import squall.api.Workers;
 import squall.backend.jvm.JvmKernelContext;
 import squall.ops.BuiltinOperators;
+import squall.ops.Split;
 
 /**
  * What the NCHW layout costs (a benchmark, not a test; CPU-KERNELS.md round 19). On MobileNetV1's
- * layers, one thread: Squall's kernel (NCHW, as the backend picks it) against a prototype in
+ * layers: Squall's kernel (NCHW, as the backend picks it) against a prototype in
  * NCHW16c, the blocked layout ONNX Runtime's MLAS uses (activations [C/16][H·W][16]), run
  * alternately on the same shapes; medians, GFLOP/s, and the largest difference between the two
  * outputs, relative to the largest output. Run it from ops-tornado with {@code java --add-modules
  * jdk.incubator.vector -cp target/classes:target/test-classes:<api jar> squall.ops.cpu.LayoutBench
- * [seconds per layer]}. The prototypes are not kernels of the backend: they take only what these
- * shapes need (channels a multiple of 16, output channels of 64, 3x3 depthwise, relu).
+ * [seconds per layer] [threads]} (default 3 s, 1 thread). The prototypes are not kernels of the
+ * backend: they take only what these shapes need (channels a multiple of 16, output channels a
+ * multiple of 64, 3x3 depthwise, relu); with threads, the 1x1 conv splits its (group of 4 output
+ * blocks, 6-pixel tile) items and the depthwise conv its blocks of 16 channels.
  */
 public final class LayoutBench {
     private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
@@ -51,13 +54,15 @@ public final class LayoutBench {
 
     public static void main(String[] args) {
         double seconds = args.length > 0 ? Double.parseDouble(args[0]) : 3;
-        System.out.println("1 thread, medians of alternate runs after as long a warm-up: NCHW (Squall) | NCHW16c (prototype)");
+        Workers workers = Workers.of(args.length > 1 ? Integer.parseInt(args[1]) : 1);
+        System.out.println(workers.count() + " threads, medians of alternate runs after as long a warm-up: NCHW "
+                + "(Squall) | NCHW16c (prototype)");
         for (Layer layer : LAYERS) {
-            run(layer, seconds);
+            run(layer, seconds, workers);
         }
     }
 
-    private static void run(Layer layer, double seconds) {
+    private static void run(Layer layer, double seconds, Workers workers) {
         int c = layer.in();
         int o = layer.out();
         int h = layer.size();
@@ -80,9 +85,8 @@ public final class LayoutBench {
         float[] wb = layer.depthwise() ? blocked(w, c, 9) : blockedWeights(w, o, c);
         float[] yb = new float[y.length];
         Runnable prototype = layer.depthwise()
-                ? () -> depthwise(xb, wb, bias, yb, c, h, layer.stride())
-                : () -> pointwise(xb, wb, bias, yb, c, o, h * h);
-        Workers one = Workers.sequential();
+                ? () -> depthwise(workers, xb, wb, bias, yb, c, h, layer.stride())
+                : () -> pointwise(workers, xb, wb, bias, yb, c, o, h * h);
         List<Double> nchw = new ArrayList<>();
         List<Double> nchw16c = new ArrayList<>();
         for (boolean timed : new boolean[] {false, true}) {
@@ -91,7 +95,7 @@ public final class LayoutBench {
             long end = System.nanoTime() + (long) (seconds * 1e9);
             while (System.nanoTime() < end) {
                 long t0 = System.nanoTime();
-                squall.run(one);
+                squall.run(workers);
                 long t1 = System.nanoTime();
                 prototype.run();
                 nchw.add((t1 - t0) / 1e6);
@@ -155,13 +159,18 @@ public final class LayoutBench {
      * relu(1x1 conv + bias), MLAS's scheme: tiles of 4 blocks of output channels by 6 pixels, the
      * input read in place (no packing), then the remaining pixels one by one.
      */
-    private static void pointwise(float[] in, float[] w, float[] bias, float[] out, int c, int o, int pixels) {
-        for (int group = 0; group < o / (4 * BLOCK); group++) {
-            int p = 0;
-            for (; p + PIXELS <= pixels; p += PIXELS) {
-                tile(in, w, bias, out, c, pixels, group, p);
+    private static void pointwise(Workers workers, float[] in, float[] w, float[] bias, float[] out, int c, int o,
+                                  int pixels) {
+        int tiles = pixels / PIXELS;
+        int groups = o / (4 * BLOCK);
+        // Items (group, tile), tiles inner: on small maps the threads split the groups, and so the weights.
+        Split.ranges(workers, groups * tiles, (from, to) -> {
+            for (int i = from; i < to; i++) {
+                tile(in, w, bias, out, c, pixels, i / tiles, i % tiles * PIXELS);
             }
-            for (; p < pixels; p++) {
+        });
+        workers.forEach(groups, group -> {
+            for (int p = tiles * PIXELS; p < pixels; p++) {
                 for (int f = 4 * group; f < 4 * group + 4; f++) {
                     FloatVector acc = FloatVector.zero(S);
                     for (int ch = 0; ch < c; ch++) {
@@ -171,7 +180,7 @@ public final class LayoutBench {
                     acc.add(FloatVector.fromArray(S, bias, f * BLOCK)).max(0f).intoArray(out, (f * pixels + p) * BLOCK);
                 }
             }
-        }
+        });
     }
 
     /** Output blocks 4·group .. 4·group + 3 at pixels p .. p + 5: per input channel 4 weight vectors, 6 broadcasts, 24 FMAs. */
@@ -241,14 +250,15 @@ public final class LayoutBench {
      * rows and columns outside the image are zero vectors through the same FMAs, so the taps add
      * from the bias in the order 0..8 as Squall's kernels do.
      */
-    private static void depthwise(float[] in, float[] w, float[] bias, float[] out, int c, int h, int stride) {
-        for (int cb = 0; cb < c / BLOCK; cb++) {
+    private static void depthwise(Workers workers, float[] in, float[] w, float[] bias, float[] out, int c, int h,
+                                  int stride) {
+        workers.forEach(c / BLOCK, cb -> {
             if (stride == 1) {
                 rollingPlane(in, w, bias, out, cb, h);
             } else {
                 stridedPlane(in, w, bias, out, cb, h);
             }
-        }
+        });
     }
 
     private static void rollingPlane(float[] in, float[] w, float[] bias, float[] out, int cb, int h) {
