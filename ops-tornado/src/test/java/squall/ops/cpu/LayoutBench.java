@@ -89,7 +89,8 @@ public final class LayoutBench {
                 : () -> pointwise(workers, xb, wb, bias, yb, c, o, h * h);
         List<Double> nchw = new ArrayList<>();
         List<Double> nchw16c = new ArrayList<>();
-        for (boolean timed : new boolean[] {false, true}) {
+        for (int pass = 0; pass < 2; pass++) {
+            // A warm-up pass, then the timed one: the prototypes reach C2 only after a second or so.
             nchw.clear();
             nchw16c.clear();
             long end = System.nanoTime() + (long) (seconds * 1e9);
@@ -218,26 +219,26 @@ public final class LayoutBench {
         FloatVector b1 = FloatVector.fromArray(S, bias, (4 * group + 1) * BLOCK);
         FloatVector b2 = FloatVector.fromArray(S, bias, (4 * group + 2) * BLOCK);
         FloatVector b3 = FloatVector.fromArray(S, bias, (4 * group + 3) * BLOCK);
-        a00.add(b0).max(0f).intoArray(out, o0 + 0);
-        a01.add(b0).max(0f).intoArray(out, o0 + 0 + 1 * BLOCK);
-        a02.add(b0).max(0f).intoArray(out, o0 + 0 + 2 * BLOCK);
-        a03.add(b0).max(0f).intoArray(out, o0 + 0 + 3 * BLOCK);
-        a04.add(b0).max(0f).intoArray(out, o0 + 0 + 4 * BLOCK);
-        a05.add(b0).max(0f).intoArray(out, o0 + 0 + 5 * BLOCK);
-        a10.add(b1).max(0f).intoArray(out, o0 + 1 * os);
-        a11.add(b1).max(0f).intoArray(out, o0 + 1 * os + 1 * BLOCK);
-        a12.add(b1).max(0f).intoArray(out, o0 + 1 * os + 2 * BLOCK);
-        a13.add(b1).max(0f).intoArray(out, o0 + 1 * os + 3 * BLOCK);
-        a14.add(b1).max(0f).intoArray(out, o0 + 1 * os + 4 * BLOCK);
-        a15.add(b1).max(0f).intoArray(out, o0 + 1 * os + 5 * BLOCK);
+        a00.add(b0).max(0f).intoArray(out, o0);
+        a01.add(b0).max(0f).intoArray(out, o0 + BLOCK);
+        a02.add(b0).max(0f).intoArray(out, o0 + 2 * BLOCK);
+        a03.add(b0).max(0f).intoArray(out, o0 + 3 * BLOCK);
+        a04.add(b0).max(0f).intoArray(out, o0 + 4 * BLOCK);
+        a05.add(b0).max(0f).intoArray(out, o0 + 5 * BLOCK);
+        a10.add(b1).max(0f).intoArray(out, o0 + os);
+        a11.add(b1).max(0f).intoArray(out, o0 + os + BLOCK);
+        a12.add(b1).max(0f).intoArray(out, o0 + os + 2 * BLOCK);
+        a13.add(b1).max(0f).intoArray(out, o0 + os + 3 * BLOCK);
+        a14.add(b1).max(0f).intoArray(out, o0 + os + 4 * BLOCK);
+        a15.add(b1).max(0f).intoArray(out, o0 + os + 5 * BLOCK);
         a20.add(b2).max(0f).intoArray(out, o0 + 2 * os);
-        a21.add(b2).max(0f).intoArray(out, o0 + 2 * os + 1 * BLOCK);
+        a21.add(b2).max(0f).intoArray(out, o0 + 2 * os + BLOCK);
         a22.add(b2).max(0f).intoArray(out, o0 + 2 * os + 2 * BLOCK);
         a23.add(b2).max(0f).intoArray(out, o0 + 2 * os + 3 * BLOCK);
         a24.add(b2).max(0f).intoArray(out, o0 + 2 * os + 4 * BLOCK);
         a25.add(b2).max(0f).intoArray(out, o0 + 2 * os + 5 * BLOCK);
         a30.add(b3).max(0f).intoArray(out, o0 + 3 * os);
-        a31.add(b3).max(0f).intoArray(out, o0 + 3 * os + 1 * BLOCK);
+        a31.add(b3).max(0f).intoArray(out, o0 + 3 * os + BLOCK);
         a32.add(b3).max(0f).intoArray(out, o0 + 3 * os + 2 * BLOCK);
         a33.add(b3).max(0f).intoArray(out, o0 + 3 * os + 3 * BLOCK);
         a34.add(b3).max(0f).intoArray(out, o0 + 3 * os + 4 * BLOCK);
@@ -261,6 +262,10 @@ public final class LayoutBench {
         });
     }
 
+    /**
+     * Stride 1, one block of 16 channels: {@code DepthwiseConv.directColumn3x3}'s rolling window
+     * turned along the row, columns ox − 1 (a), ox (b) and ox + 1 (c) of rows oy − 1 .. oy + 1.
+     */
     private static void rollingPlane(float[] in, float[] w, float[] bias, float[] out, int cb, int h) {
         FloatVector z = FloatVector.zero(S);
         int wt = cb * 9 * BLOCK;
@@ -310,6 +315,7 @@ public final class LayoutBench {
         }
     }
 
+    /** Stride 2, one block of 16 channels: nine loads per output vector, none of them shuffled. */
     private static void stridedPlane(float[] in, float[] w, float[] bias, float[] out, int cb, int h) {
         FloatVector z = FloatVector.zero(S);
         int wt = cb * 9 * BLOCK;
