@@ -262,9 +262,15 @@ public final class LayoutBench {
         });
     }
 
+    /** A row of zero vectors: the rows above and below the image, read without a branch per output. */
+    private static final float[] ZEROS = new float[1024 * BLOCK];
+
     /**
      * Stride 1, one block of 16 channels: {@code DepthwiseConv.directColumn3x3}'s rolling window
-     * turned along the row, columns ox − 1 (a), ox (b) and ox + 1 (c) of rows oy − 1 .. oy + 1.
+     * turned along the row, columns ox − 1 (a), ox (b) and ox + 1 (c) of rows oy − 1 .. oy + 1. No
+     * branch per output: rows outside the image come from {@link #ZEROS} and the last column is
+     * written out. With a branch per load (round 19), C2 recompiled the method after uncommon traps
+     * in the network and 512 @14 ran 6x slower there than here.
      */
     private static void rollingPlane(float[] in, float[] w, float[] bias, float[] out, int cb, int h) {
         FloatVector z = FloatVector.zero(S);
@@ -278,23 +284,20 @@ public final class LayoutBench {
         int plane = cb * h * h * BLOCK;
         int at = plane;
         for (int oy = 0; oy < h; oy++) {
-            boolean up = oy > 0;
-            boolean down = oy + 1 < h;
+            float[] above = oy > 0 ? in : ZEROS;
+            float[] below = oy + 1 < h ? in : ZEROS;
             int r1 = plane + oy * h * BLOCK;
-            int r0 = r1 - h * BLOCK;
-            int r2 = r1 + h * BLOCK;
+            int r0 = oy > 0 ? r1 - h * BLOCK : 0;
+            int r2 = oy + 1 < h ? r1 + h * BLOCK : 0;
             FloatVector a0 = z, a1 = z, a2 = z;
-            FloatVector b0 = up ? FloatVector.fromArray(S, in, r0) : z;
+            FloatVector b0 = FloatVector.fromArray(S, above, r0);
             FloatVector b1 = FloatVector.fromArray(S, in, r1);
-            FloatVector b2 = down ? FloatVector.fromArray(S, in, r2) : z;
-            for (int ox = 0; ox < h; ox++, at += BLOCK) {
-                FloatVector c0 = z, c1 = z, c2 = z;
-                if (ox + 1 < h) {
-                    int q = (ox + 1) * BLOCK;
-                    c0 = up ? FloatVector.fromArray(S, in, r0 + q) : z;
-                    c1 = FloatVector.fromArray(S, in, r1 + q);
-                    c2 = down ? FloatVector.fromArray(S, in, r2 + q) : z;
-                }
+            FloatVector b2 = FloatVector.fromArray(S, below, r2);
+            for (int ox = 0; ox < h - 1; ox++, at += BLOCK) {
+                int q = (ox + 1) * BLOCK;
+                FloatVector c0 = FloatVector.fromArray(S, above, r0 + q);
+                FloatVector c1 = FloatVector.fromArray(S, in, r1 + q);
+                FloatVector c2 = FloatVector.fromArray(S, below, r2 + q);
                 FloatVector acc = a0.fma(t0, b);
                 acc = b0.fma(t1, acc);
                 acc = c0.fma(t2, acc);
@@ -312,6 +315,18 @@ public final class LayoutBench {
                 b1 = c1;
                 b2 = c2;
             }
+            // The last column: column ox + 1 is past the image.
+            FloatVector acc = a0.fma(t0, b);
+            acc = b0.fma(t1, acc);
+            acc = z.fma(t2, acc);
+            acc = a1.fma(t3, acc);
+            acc = b1.fma(t4, acc);
+            acc = z.fma(t5, acc);
+            acc = a2.fma(t6, acc);
+            acc = b2.fma(t7, acc);
+            acc = z.fma(t8, acc);
+            acc.max(0f).intoArray(out, at);
+            at += BLOCK;
         }
     }
 
