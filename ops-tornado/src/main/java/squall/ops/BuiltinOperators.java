@@ -18,6 +18,7 @@ public final class BuiltinOperators implements OperatorProvider {
         return List.of(
                 new Conv2d(),
                 new ExpandDepthwiseConv(),
+                new Reorder(),
                 new BatchNorm(),
                 new Unary("relu", Activation.RELU),
                 new Unary("relu6", Activation.RELU6),

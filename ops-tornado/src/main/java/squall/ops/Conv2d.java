@@ -11,6 +11,9 @@ import squall.ops.cpu.Dense;
 import squall.ops.cpu.DepthwiseChannelsInLanes;
 import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
+import squall.ops.cpu.Nchwc;
+import squall.ops.cpu.NchwcDepthwise;
+import squall.ops.cpu.NchwcPointwise;
 import squall.ops.cpu.PointwiseChannelsInLanes;
 import squall.ops.cpu.ShallowPointwise;
 import squall.ops.cpu.StemConv;
@@ -21,7 +24,10 @@ import squall.ops.cpu.StemConv;
  * squeeze-and-excitation gate into the 1x1 conv after it, {@code Passes.fuseChannelScales}). With
  * the attribute {@code pool_output} = 1, a depthwise conv also writes a second output, the mean of
  * each output plane [N,O,1,1] (the JVM backend's fusion of a squeeze-and-excitation block's global
- * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}).
+ * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}). With the
+ * attribute {@code layout} = "nchwc", x, residual and output are stored in the JVM backend's
+ * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Passes.blockChannels}): only 1x1 convs and
+ * 3x3 depthwise convs, on the JVM backend.
  */
 final class Conv2d implements Operator {
     /** The validated geometry of one conv2d node for concrete input shapes. */
@@ -88,7 +94,35 @@ final class Conv2d implements Operator {
             throw Check.bad(node, "pool_output is fused only into depthwise convs with equal strides, no dilation "
                     + "and no input_scale; this one has weight " + weight + ", groups " + groups + " and " + window);
         }
+        int[] w = window.asArray();
+        boolean blockable = residual == null && depthwiseBlocked(w, groups, inChannels, outChannels)
+                || inputScale == null && pointwiseBlocked(w, groups, inChannels, outChannels, output);
+        if (blocked(node) && (pooled(node) || !blockable)) {
+            throw Check.bad(node, "layout \"nchwc\" is only for 1x1 convs and 3x3 depthwise convs (no pool_output) "
+                    + "with channels a multiple of " + Nchwc.BLOCK + " (Passes.blockChannels makes it); this one "
+                    + "has x " + x + ", weight " + weight + ", groups " + groups + " and " + window);
+        }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
+    }
+
+    /** Whether x, residual and output are in the blocked layout ({@code layout} = "nchwc"). */
+    static boolean blocked(Node node) {
+        String layout = node.attributes().getString("layout", "nchw");
+        if (!layout.equals("nchw") && !layout.equals("nchwc")) {
+            throw Check.bad(node, "layout \"" + layout + "\" should be \"nchw\" or \"nchwc\"");
+        }
+        return layout.equals("nchwc");
+    }
+
+    /** A 3x3 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
+    public static boolean depthwiseBlocked(int[] window, int groups, int inChannels, int outChannels) {
+        return groups == inChannels && outChannels == inChannels && NchwcDepthwise.supports(window, inChannels);
+    }
+
+    /** A 1x1 conv (stride 1, no padding, groups 1) that {@link NchwcPointwise} runs in the blocked layout. */
+    public static boolean pointwiseBlocked(int[] window, int groups, int inChannels, int outChannels, Shape output) {
+        return groups == 1 && window[0] == 1 && window[1] == 1 && !GemmConv.needsColumns(window)
+                && NchwcPointwise.supports(inChannels, outChannels, output.dim(2) * output.dim(3));
     }
 
     /** Whether the node also writes its output planes' means ({@code pool_output}). */
@@ -124,6 +158,10 @@ final class Conv2d implements Operator {
             throw Check.bad(context.node(), "input_scale has no portable kernel: it comes from the JVM backend's "
                     + "plan-time fusion and runs on its CPU kernels; keep the mul node for other backends");
         }
+        if (blocked(context.node())) {
+            throw Check.bad(context.node(), "layout \"nchwc\" has no portable kernel: it comes from the JVM "
+                    + "backend's plan-time pass Passes.blockChannels; keep the conv in NCHW for other backends");
+        }
         if (pooled(context.node())) {
             throw Check.bad(context.node(), "pool_output has no portable kernel: it comes from the JVM backend's "
                     + "plan-time fusion and runs on its CPU kernels; keep the global_avg_pool node for other backends");
@@ -144,13 +182,14 @@ final class Conv2d implements Operator {
      * A depthwise conv at stride 1 whose output is as large as its input: every depthwise kernel
      * has read an output plane's input before it writes the plane ({@link DepthwiseConv}'s direct
      * kernels copy each plane first, its phase planes and {@link DepthwiseChannelsInLanes}'s tiles
-     * are copies), and no plane's output lands on another plane's input.
+     * are copies), and no plane's output lands on another plane's input. In the blocked layout,
+     * {@link NchwcDepthwise} keeps the input row above the one it writes.
      */
     @Override
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {
         Geometry g = geometry(node, inputShapes);
         int[] window = g.window().asArray();
-        return window[2] == 1 && takesDepthwiseKernel(node, g)
+        return window[2] == 1 && (blocked(node) ? g.groups() > 1 : takesDepthwiseKernel(node, g))
                 && g.output().dim(2) == g.input().dim(2) && g.output().dim(3) == g.input().dim(3);
     }
 
@@ -184,6 +223,14 @@ final class Conv2d implements Operator {
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
         float[] inputScale = context.input(4);
+        if (blocked(context.node())) {
+            // Checked in geometry(): a 3x3 depthwise or a 1x1 conv.
+            return g.groups() > 1
+                    ? new NchwcDepthwise(input, weight, bias, output, window[2], g.batch(), inChannels, inHeight,
+                            inWidth, g.activation())
+                    : new NchwcPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
+                            outChannels, outHeight * outWidth, g.activation());
+        }
         if (takesDepthwiseKernel(context.node(), g)) {
             if (DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],
                     DepthwiseConv.runsDirect(window, inHeight, inWidth, outHeight, outWidth))) {

@@ -45,7 +45,9 @@ public final class JvmBackend implements Backend {
      * Options: {@code threads}; {@code passes} ({@code all}, the default, or {@code none} to run the
      * graph as written, for debugging); {@code warmup} (milliseconds of runs on a small input at
      * compile so the JIT has compiled the kernels before the first real run; default
-     * {@value #DEFAULT_WARMUP_MS}, 0 for none).
+     * {@value #DEFAULT_WARMUP_MS}, 0 for none); {@code layout} ({@code auto}, the default: islands
+     * of convs in the blocked layout NCHWc where {@code Layouts.blockChannels} finds them, or
+     * {@code nchw} to compute every layer in NCHW).
      */
     @Override
     public CompiledModel compile(Model model, Operators operators, Map<String, String> options) {
@@ -56,7 +58,13 @@ public final class JvmBackend implements Backend {
             default -> throw new SquallException("jvm backend option passes=\"" + given.get("passes")
                     + "\" should be \"all\" or \"none\"");
         };
-        var compiled = new JvmCompiledModel(model, operators, workers(threads(given)), passes);
+        boolean blocked = switch (given.getOrDefault("layout", "auto").trim()) {
+            case "auto" -> true;
+            case "nchw" -> false;
+            default -> throw new SquallException("jvm backend option layout=\"" + given.get("layout")
+                    + "\" should be \"auto\" or \"nchw\"");
+        };
+        var compiled = new JvmCompiledModel(model, operators, workers(threads(given)), passes, blocked);
         compiled.warmUp(wholeNumber(given, "warmup", DEFAULT_WARMUP_MS, 0));
         return compiled;
     }

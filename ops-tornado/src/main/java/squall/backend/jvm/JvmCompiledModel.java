@@ -27,13 +27,16 @@ public final class JvmCompiledModel implements CompiledModel {
 
     /** Whether {@link Passes} rewrite the model (at compile) and each plan (residual fusion, shapes known). */
     private final boolean passes;
+    /** Whether plans run islands of convs in the blocked layout ({@code Layouts.blockChannels}; with passes only). */
+    private final boolean blocked;
 
-    JvmCompiledModel(Model model, Operators operators, Workers workers, boolean passes) {
+    JvmCompiledModel(Model model, Operators operators, Workers workers, boolean passes, boolean blocked) {
         model.graph().nodes().forEach(node -> operators.get(node.op()));
         this.model = passes ? Passes.optimize(model) : model;
         this.operators = operators;
         this.workers = workers;
         this.passes = passes;
+        this.blocked = passes && blocked;
     }
 
     /**
@@ -102,7 +105,7 @@ public final class JvmCompiledModel implements CompiledModel {
             }
             Map<String, Shape> shapes = new java.util.HashMap<>();
             inputs.forEach((name, t) -> shapes.put(name, t.shape()));
-            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes, passes));
+            plan = plans.computeIfAbsent(key, k -> new Plan(model, operators, shapes, passes, blocked));
         }
         return plan.run(inputs, workers);
     }
@@ -111,7 +114,7 @@ public final class JvmCompiledModel implements CompiledModel {
     Plan plan(Map<String, Shape> inputShapes) {
         List<Shape> key = new ArrayList<>();
         model.graph().inputs().keySet().forEach(name -> key.add(inputShapes.get(name)));
-        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes));
+        return plans.computeIfAbsent(key, k -> new Plan(model, operators, inputShapes, passes, blocked));
     }
 
     /**

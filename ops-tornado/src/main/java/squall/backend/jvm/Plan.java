@@ -20,6 +20,7 @@ import squall.api.Shape;
 import squall.api.SquallException;
 import squall.api.Tensor;
 import squall.api.Workers;
+import squall.ops.passes.Layouts;
 import squall.ops.passes.Passes;
 
 /**
@@ -51,10 +52,11 @@ final class Plan {
      * With {@code fuse}, same-shape adds are fused into the convs before them and channel scales
      * (squeeze-and-excitation gates) into the 1x1 convs after them, and 1x1 expansions into the
      * depthwise convs that read them on large maps (shapes are known here). A batch
-     * of images runs its first, large-map steps image by image ({@link #DEPTH_FIRST_PIXELS}).
+     * of images runs its first, large-map steps image by image ({@link #DEPTH_FIRST_PIXELS}). With
+     * {@code blocked} too, islands of convs run in the blocked layout ({@link Layouts#blockChannels}).
      */
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse) {
-        this(model, operators, inputShapes, fuse, true, -1);
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean blocked) {
+        this(model, operators, inputShapes, fuse, blocked, true, -1);
     }
 
     /**
@@ -62,11 +64,14 @@ final class Plan {
      * makes the head of such a plan: one image, only steps [0, stepLimit), keeping the values
      * later steps read.
      */
-    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean depthFirst,
-         int stepLimit) {
-        this.shapes = model.graph().inferShapes(inputShapes, operators);
-        this.model = fuse ? Passes.fuseSqueezePools(Passes.fuseExpandDepthwise(Passes.fuseChannelScales(
-                Passes.fuseResiduals(model, shapes), shapes), shapes), shapes) : model;
+    Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean blocked,
+         boolean depthFirst, int stepLimit) {
+        Map<String, Shape> given = model.graph().inferShapes(inputShapes, operators);
+        Model fused = fuse ? Passes.fuseSqueezePools(Passes.fuseExpandDepthwise(Passes.fuseChannelScales(
+                Passes.fuseResiduals(model, given), given), given), given) : model;
+        this.model = fuse && blocked ? Layouts.blockChannels(fused, given) : fused;
+        // The reorders' outputs are new values.
+        this.shapes = this.model == fused ? given : this.model.graph().inferShapes(inputShapes, operators);
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());
@@ -82,7 +87,7 @@ final class Plan {
         int cut = stepLimit < 0 && depthFirst ? depthFirstCut() : 0;
         if (cut > 0) {
             try {
-                headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, false, cut);
+                headPlan = new Plan(model, operators, oneImage(inputShapes), fuse, blocked, false, cut);
             } catch (SquallException.BadShape e) {
                 // Not runnable one image at a time (a reshape to a fixed batch inside): run it whole.
                 headPlan = null;

@@ -260,6 +260,7 @@ public final class Passes {
             int p = dw == null ? -1 : uses.producerIndex(dw.input(0));
             if (p < 0 || !dw.op().equals("conv2d") || !dw.input(3).isEmpty() || !dw.input(4).isEmpty()
                     || nodes[p] == null || !nodes[p].op().equals("conv2d") || !nodes[p].input(3).isEmpty()
+                    || dw.attributes().has("layout") || nodes[p].attributes().has("layout")
                     || !nodes[p].input(4).isEmpty() || !uses.onlyReaderIs(dw.input(0), dw)
                     || !isPointwise(nodes[p], shapes) || !runsDirectDepthwise(dw, shapes)
                     || !fusionPays(shapes.get(nodes[p].input(0)), shapes.get(dw.input(0)))) {
@@ -341,7 +342,8 @@ public final class Passes {
         }
         Shape x = shapes.get(conv.input(0));
         Shape weight = shapes.get(conv.input(1));
-        if (!conv.op().equals("conv2d") || !conv.input(4).isEmpty() || x == null || weight == null || x.rank() != 4
+        if (!conv.op().equals("conv2d") || !conv.input(4).isEmpty() || conv.attributes().has("layout") || x == null
+                || weight == null || x.rank() != 4
                 || weight.rank() != 4) {
             return false;
         }
@@ -402,7 +404,7 @@ public final class Passes {
         return rebuild(model, Arrays.stream(nodes).filter(java.util.Objects::nonNull).toList(), added);
     }
 
-    private static Model rebuild(Model model, List<Node> nodes, Map<String, Tensor> added) {
+    static Model rebuild(Model model, List<Node> nodes, Map<String, Tensor> added) {
         Set<String> read = new java.util.HashSet<>();
         nodes.forEach(n -> read.addAll(n.inputs()));
         read.addAll(model.graph().outputs());
@@ -424,7 +426,7 @@ public final class Passes {
     }
 
     /** Who produces and who reads each value of a graph (graph outputs count as readers). */
-    private static final class Uses {
+    static final class Uses {
         private final List<Node> nodes;
         private final Map<String, Integer> producer = new HashMap<>();
         private final Map<String, List<Node>> readers = new HashMap<>();

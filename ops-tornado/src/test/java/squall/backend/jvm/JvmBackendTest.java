@@ -334,7 +334,7 @@ class JvmBackendTest {
             assertEquals(0, compiled.plan(Map.of("input", Shape.of(1, 3, 72, 64))).headSteps());
             Tensor depthFirst = compiled.run(batch);
             Plan whole = new Plan(squall.ops.passes.Passes.optimize(model), OPERATORS, Map.of("input", batch.shape()),
-                    true, false, -1);
+                    true, true, false, -1);
             assertEquals(0, whole.headSteps());
             Tensor asOneBatch = whole.run(Map.of("input", batch), squall.api.Workers.of(threads))
                     .get(model.graph().outputs().getFirst());

@@ -1,0 +1,103 @@
+package squall.ops.cpu;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+import squall.api.CpuKernel;
+import squall.api.Workers;
+import squall.ops.Split;
+
+/**
+ * The blocked layout NCHWc that the JVM backend computes in between the stem and the head where
+ * {@code Passes.blockChannels} finds an island of convs for it: an activation [N, C, H, W] is
+ * stored as [N][C / BLOCK][H][W][BLOCK], BLOCK = one vector's lanes (16 floats with AVX-512, 8
+ * with AVX2), so a vector holds one pixel's channels and a 1x1 conv or a depthwise conv never
+ * shuffles (the layout of ONNX Runtime's MLAS, CPU-KERNELS.md rounds 19-20). Shapes stay NCHW;
+ * only the order of the floats changes, so C must be a multiple of BLOCK.
+ *
+ * <p>As a kernel, one reorder between the layouts ({@code reorder}'s JVM kernel): to blocks with
+ * one gather of a pixel's BLOCK channels, back with one scatter.
+ */
+public final class Nchwc implements CpuKernel {
+    static final VectorSpecies<Float> SPECIES = Vectors.SPECIES;
+    /** Channels per block: one vector. */
+    public static final int BLOCK = Vectors.LANES;
+
+    private final float[] input;
+    private final float[] output;
+    private final boolean toBlocks;
+    private final int blocks;
+    private final int pixels;
+    /** Offsets of a pixel's BLOCK channels in a plane-major block: 0, pixels, 2·pixels, ... */
+    private final int[] channelOffsets = new int[BLOCK];
+
+    /** Reorders [batch, channels, pixels] to blocks ({@code toBlocks}) or back. */
+    public Nchwc(float[] input, float[] output, boolean toBlocks, int batch, int channels, int pixels) {
+        if (channels % BLOCK != 0) {
+            throw new IllegalArgumentException(channels + " channels are not a multiple of the block, " + BLOCK);
+        }
+        this.input = input;
+        this.output = output;
+        this.toBlocks = toBlocks;
+        this.blocks = batch * channels / BLOCK;
+        this.pixels = pixels;
+        for (int i = 0; i < BLOCK; i++) {
+            channelOffsets[i] = i * pixels;
+        }
+    }
+
+    /** Whether a tensor with {@code channels} channels can be stored in blocks. */
+    public static boolean fits(int channels) {
+        return channels % BLOCK == 0;
+    }
+
+    @Override
+    public void run(Workers workers) {
+        // Items: (block, band of rows' worth of pixels), so a map with one block still splits.
+        int bands = Math.max(1, Math.min(pixels / 256, 8));
+        Split.ranges(workers, blocks * bands, (from, to) -> {
+            for (int item = from; item < to; item++) {
+                int block = item / bands;
+                int band = item % bands;
+                int base = block * BLOCK * pixels;
+                int last = (int) ((long) pixels * (band + 1) / bands);
+                for (int p = (int) ((long) pixels * band / bands); p < last; p++) {
+                    if (toBlocks) {
+                        FloatVector.fromArray(SPECIES, input, base + p, channelOffsets, 0)
+                                .intoArray(output, base + p * BLOCK);
+                    } else {
+                        FloatVector.fromArray(SPECIES, input, base + p * BLOCK)
+                                .intoArray(output, base + p, channelOffsets, 0);
+                    }
+                }
+            }
+        });
+    }
+
+    /** [batch][channels][pixels] in blocks, for tests and weights. */
+    public static float[] toBlocks(float[] planes, int batch, int channels, int pixels) {
+        float[] blocked = new float[planes.length];
+        for (int n = 0; n < batch; n++) {
+            int image = n * channels * pixels;
+            for (int c = 0; c < channels; c++) {
+                for (int p = 0; p < pixels; p++) {
+                    blocked[image + (c / BLOCK * pixels + p) * BLOCK + c % BLOCK] = planes[image + c * pixels + p];
+                }
+            }
+        }
+        return blocked;
+    }
+
+    /** The inverse of {@link #toBlocks}. */
+    public static float[] toPlanes(float[] blocked, int batch, int channels, int pixels) {
+        float[] planes = new float[blocked.length];
+        for (int n = 0; n < batch; n++) {
+            int image = n * channels * pixels;
+            for (int c = 0; c < channels; c++) {
+                for (int p = 0; p < pixels; p++) {
+                    planes[image + c * pixels + p] = blocked[image + (c / BLOCK * pixels + p) * BLOCK + c % BLOCK];
+                }
+            }
+        }
+        return planes;
+    }
+}

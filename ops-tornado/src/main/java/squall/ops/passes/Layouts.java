@@ -1,0 +1,160 @@
+package squall.ops.passes;
+
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import squall.api.Attributes;
+import squall.api.Graph;
+import squall.api.Model;
+import squall.api.Node;
+import squall.api.Shape;
+import squall.ops.Window;
+import squall.ops.cpu.Nchwc;
+import squall.ops.cpu.NchwcDepthwise;
+import squall.ops.cpu.NchwcPointwise;
+
+/**
+ * The JVM backend's choice of layout: islands of convs that run in the blocked layout NCHWc
+ * ({@link Nchwc}), with a {@code reorder} node at each edge. The graph's values keep their NCHW
+ * shapes; a conv in an island has the attribute {@code layout} = "nchwc", and so has every value
+ * it reads as x or residual and writes.
+ */
+public final class Layouts {
+    /**
+     * Convs an island needs to pay for its reorders. MobileNetV1's 26 convs between the stem and
+     * the head form one island (CPU-KERNELS.md round 20).
+     */
+    static final int MIN_ISLAND = 4;
+
+    private Layouts() {
+    }
+
+    /**
+     * Marks the convs that the blocked kernels run (1x1 convs, 3x3 depthwise convs at stride 1 or
+     * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; no input scale or pooled
+     * output; not a graph output) and that form islands of at least {@link #MIN_ISLAND} convs, each
+     * linked to the one whose output it reads as x. Each value an island
+     * reads from outside goes through one {@code reorder} to "nchwc", and each value it writes that
+     * a node outside reads through one {@code reorder} to "nchw". Needs concrete shapes.
+     */
+    public static Model blockChannels(Model model, Map<String, Shape> shapes) {
+        Graph graph = model.graph();
+        List<Node> nodes = graph.nodes();
+        Passes.Uses uses = new Passes.Uses(graph);
+        int[] island = new int[nodes.size()];
+        for (int i = 0; i < nodes.size(); i++) {
+            island[i] = runsBlocked(nodes.get(i), model, shapes) ? i : -1;
+        }
+        // Union-find over candidate convs, each linked to the one that writes its x. Residuals do
+        // not link: EfficientNetV2's 1x1 projections, chained only by their residuals, each read x
+        // from a dense 3x3 conv and would each take two reorders.
+        for (int i = 0; i < nodes.size(); i++) {
+            int p = uses.producerIndex(nodes.get(i).input(0));
+            if (island[i] >= 0 && p >= 0 && island[p] >= 0) {
+                island[root(island, p)] = root(island, i);
+            }
+        }
+        Map<Integer, Integer> sizes = new HashMap<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            if (island[i] >= 0) {
+                sizes.merge(root(island, i), 1, Integer::sum);
+            }
+        }
+        Set<String> blocked = new HashSet<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            if (island[i] >= 0 && sizes.get(root(island, i)) >= MIN_ISLAND) {
+                blocked.add(nodes.get(i).output());
+            }
+        }
+        if (blocked.isEmpty()) {
+            return model;
+        }
+        Names names = new Names(graph);
+        Map<String, String> toBlocks = new HashMap<>();
+        Map<String, String> toPlanes = new HashMap<>();
+        List<Node> rewritten = new ArrayList<>();
+        for (Node node : nodes) {
+            boolean inIsland = !node.outputs().isEmpty() && blocked.contains(node.output());
+            List<String> inputs = new ArrayList<>(node.inputs());
+            for (int k = 0; k < inputs.size(); k++) {
+                String v = inputs.get(k);
+                if (v.isEmpty()) {
+                    continue;
+                }
+                if (inIsland && (k == 0 || k == 3) && !blocked.contains(v)) {
+                    inputs.set(k, reorder(v, "nchwc", toBlocks, names, rewritten));
+                } else if (!inIsland && blocked.contains(v)) {
+                    inputs.set(k, reorder(v, "nchw", toPlanes, names, rewritten));
+                }
+            }
+            Attributes attributes = inIsland ? node.attributes().with("layout", "nchwc") : node.attributes();
+            rewritten.add(new Node(node.name(), node.op(), inputs, node.outputs(), attributes));
+        }
+        return Passes.rebuild(model, rewritten, Map.of());
+    }
+
+    /** The value {@code v} reordered to {@code layout}: the first reader adds the reorder node. */
+    private static String reorder(String v, String layout, Map<String, String> made, Names names, List<Node> nodes) {
+        return made.computeIfAbsent(v, k -> {
+            String out = names.fresh(v + "." + layout);
+            nodes.add(new Node(out, "reorder", List.of(v), List.of(out), Attributes.of("to", layout)));
+            return out;
+        });
+    }
+
+    private static int root(int[] parent, int i) {
+        while (parent[i] != i) {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        return i;
+    }
+
+    /** A conv that {@link NchwcPointwise} or {@link NchwcDepthwise} runs, whose output stays inside the graph. */
+    private static boolean runsBlocked(Node conv, Model model, Map<String, Shape> shapes) {
+        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1 || !conv.input(4).isEmpty()
+                || conv.attributes().getInt("pool_output", 0) != 0 || conv.attributes().has("layout")
+                || !model.weights().containsKey(conv.input(1)) || model.graph().outputs().contains(conv.output())) {
+            return false;
+        }
+        Shape x = shapes.get(conv.input(0));
+        Shape weight = shapes.get(conv.input(1));
+        Shape out = shapes.get(conv.output());
+        if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4) {
+            return false;
+        }
+        int[] window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
+        int groups = conv.attributes().getInt("groups", 1);
+        int channels = x.dim(1);
+        if (groups > 1) {
+            return groups == channels && weight.dim(0) == channels && conv.input(3).isEmpty()
+                    && NchwcDepthwise.supports(window, channels);
+        }
+        return weight.dim(2) == 1 && weight.dim(3) == 1 && window[2] == 1 && window[3] == 1 && window[4] == 0
+                && window[5] == 0 && window[6] == 0 && window[7] == 0
+                && NchwcPointwise.supports(channels, weight.dim(0), out.dim(2) * out.dim(3));
+    }
+
+    /** Value names not yet taken in a graph. */
+    private static final class Names {
+        private final Set<String> taken = new HashSet<>();
+
+        Names(Graph graph) {
+            taken.addAll(graph.inputs().keySet());
+            taken.addAll(graph.parameters().keySet());
+            graph.nodes().forEach(n -> taken.addAll(n.outputs()));
+        }
+
+        String fresh(String wanted) {
+            String name = wanted;
+            for (int k = 2; taken.contains(name); k++) {
+                name = wanted + "_" + k;
+            }
+            taken.add(name);
+            return name;
+        }
+    }
+}

@@ -1,0 +1,174 @@
+package squall.ops.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static squall.ops.cpu.Nchwc.BLOCK;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import squall.api.Attributes;
+import squall.api.CpuKernel;
+import squall.api.KernelCall;
+import squall.api.Node;
+import squall.api.Operator;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.SquallException;
+import squall.api.Workers;
+import squall.backend.jvm.JvmKernelContext;
+import squall.ops.BuiltinOperators;
+
+/**
+ * The blocked layout's kernels against the portable NCHW kernels: the input goes to blocks with
+ * {@link Nchwc#toBlocks}, the kernel runs, its output comes back with {@link Nchwc#toPlanes} and
+ * must agree within {@link CpuKernelsTest#assertAgrees}'s tolerance. Shapes are awkward on
+ * purpose: maps whose pixels are not a multiple of the 6-pixel tile (the last tile overlaps), output
+ * channels of 1-7 blocks (tiles of 4, 2 and 1 blocks), 1x1 and one-row maps, odd sizes at stride 2.
+ */
+class NchwcTest {
+    private static final Operators BUILTIN = Operators.of(List.of(new BuiltinOperators()));
+
+    @Test
+    void reorderRoundTrips() {
+        Random random = new Random(1);
+        for (int pixels : new int[] {1, 37, 1200}) {
+            int channels = 2 * BLOCK;
+            float[] planes = CpuKernelsTest.random(random, 3 * channels * pixels, 1f);
+            for (int threads : new int[] {1, 2}) {
+                float[] blocks = new float[planes.length];
+                new Nchwc(planes, blocks, true, 3, channels, pixels).run(Workers.of(threads));
+                assertArrayEquals(Nchwc.toBlocks(planes, 3, channels, pixels), blocks, pixels + " pixels");
+                float[] back = new float[planes.length];
+                new Nchwc(blocks, back, false, 3, channels, pixels).run(Workers.of(threads));
+                assertArrayEquals(planes, back, pixels + " pixels, back");
+            }
+        }
+    }
+
+    record Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
+                boolean residual) {
+        @Override
+        public String toString() {
+            return (kernel == 1 ? "1x1 " + in + "->" + out : "depthwise 3x3 s" + stride + " " + in) + " @" + height
+                    + "x" + width + ", batch " + batch + ", " + activation + (residual ? ", residual" : "");
+        }
+    }
+
+    static Stream<Case> pointwise() {
+        return Stream.of(
+                new Case(1, BLOCK, BLOCK, 2, 3, 1, 1, "relu", false),
+                new Case(2, 3 * BLOCK, 7 * BLOCK, 7, 5, 1, 1, "relu6", false),
+                new Case(1, 2 * BLOCK, 4 * BLOCK, 14, 14, 1, 1, "none", true),
+                new Case(2, BLOCK, 6 * BLOCK, 3, 4, 1, 1, "hardswish", true),
+                new Case(1, 4 * BLOCK, 5 * BLOCK, 1, 7, 1, 1, "silu", false));
+    }
+
+    static Stream<Case> depthwise() {
+        return Stream.of(
+                new Case(2, BLOCK, BLOCK, 7, 5, 3, 1, "relu", false),
+                new Case(1, 2 * BLOCK, 2 * BLOCK, 1, 1, 3, 1, "relu6", false),
+                new Case(1, BLOCK, BLOCK, 5, 1, 3, 1, "hardswish", false),
+                new Case(1, 3 * BLOCK, 3 * BLOCK, 40, 33, 3, 1, "none", false),
+                new Case(1, BLOCK, BLOCK, 2, 9, 3, 2, "relu", false),
+                new Case(2, 2 * BLOCK, 2 * BLOCK, 7, 7, 3, 2, "silu", false),
+                new Case(1, BLOCK, BLOCK, 1, 1, 3, 2, "none", false));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("pointwise")
+    void pointwiseAgreesWithThePortableKernel(Case c) {
+        check(c, NchwcPointwise.class, false);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("depthwise")
+    void depthwiseAgreesWithThePortableKernel(Case c) {
+        check(c, NchwcDepthwise.class, false);
+        if (c.stride() == 1) {
+            check(c, NchwcDepthwise.class, true);
+        }
+    }
+
+    private static void check(Case c, Class<?> kernelType, boolean inPlace) {
+        Random random = new Random(c.hashCode());
+        Operator conv = BUILTIN.get("conv2d");
+        boolean depthwise = c.kernel() == 3;
+        Shape x = Shape.of(c.batch(), c.in(), c.height(), c.width());
+        Shape y = Shape.of(c.batch(), c.out(), (c.height() - 1) / c.stride() + 1, (c.width() - 1) / c.stride() + 1);
+        List<Shape> shapes = new ArrayList<>(List.of(x, Shape.of(c.out(), depthwise ? 1 : c.in(), c.kernel(),
+                c.kernel()), Shape.of(c.out())));
+        if (c.residual()) {
+            shapes.add(y);
+        }
+        float[][] inputs = new float[shapes.size()][];
+        for (int i = 0; i < inputs.length; i++) {
+            inputs[i] = CpuKernelsTest.random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+        }
+        List<String> names = List.of("x", "w", "b", "r").subList(0, shapes.size());
+        Attributes attributes = Attributes.of("stride", c.stride(), "padding", c.kernel() / 2, "groups",
+                depthwise ? c.in() : 1, "activation", c.activation());
+        Node plain = new Node("conv", "conv2d", names, List.of("y"), attributes);
+        var portable = JvmKernelContext.withNewOutputs(plain, shapes, List.of(y), inputs);
+        conv.kernels(portable).forEach(KernelCall::invoke);
+
+        Node blocked = new Node("conv", "conv2d", names, List.of("y"), attributes.with("layout", "nchwc"));
+        assertTrue(conv.writesInPlace(blocked, shapes) == (depthwise && c.stride() == 1), c + ": in place");
+        assertThrows(SquallException.class, () -> conv.kernels(JvmKernelContext.withNewOutputs(blocked, shapes,
+                List.of(y), inputs)), "no portable kernel in blocks");
+        int pixels = c.height() * c.width();
+        int outPixels = y.dim(2) * y.dim(3);
+        for (int threads : new int[] {1, 2}) {
+            float[][] blockedInputs = inputs.clone();
+            blockedInputs[0] = Nchwc.toBlocks(inputs[0], c.batch(), c.in(), pixels);
+            if (c.residual()) {
+                blockedInputs[3] = Nchwc.toBlocks(inputs[3], c.batch(), c.out(), outPixels);
+            }
+            float[][] outputs = {inPlace ? blockedInputs[0] : new float[y.size()]};
+            var context = new JvmKernelContext(blocked, shapes, List.of(y), blockedInputs, outputs,
+                    new boolean[] {false, true, true, false});
+            CpuKernel kernel = conv.cpuKernel(context);
+            assertInstanceOf(kernelType, kernel, c.toString());
+            kernel.run(Workers.of(threads));
+            CpuKernelsTest.assertAgrees(portable.output(0), Nchwc.toPlanes(outputs[0], c.batch(), c.out(), outPixels),
+                    c + (inPlace ? ", in place, " : ", ") + threads + " threads");
+        }
+    }
+
+    @Test
+    void convsTheBlockedKernelsDoNotTakeAreRefused() {
+        Operator conv = BUILTIN.get("conv2d");
+        Attributes blocked = Attributes.of("padding", 1, "layout", "nchwc");
+        // A dense 3x3 conv, channels not a multiple of the block, a layout nobody knows.
+        List<List<Shape>> refused = List.of(
+                List.of(Shape.of(1, BLOCK, 8, 8), Shape.of(BLOCK, BLOCK, 3, 3)),
+                List.of(Shape.of(1, BLOCK + 1, 8, 8), Shape.of(BLOCK + 1, 1, 3, 3)));
+        for (int i = 0; i < refused.size(); i++) {
+            List<Shape> shapes = refused.get(i);
+            Node node = new Node("c", "conv2d", List.of("x", "w"), List.of("y"),
+                    blocked.with("groups", i == 0 ? 1 : BLOCK + 1));
+            var e = assertThrows(SquallException.class, () -> conv.outputShapes(node, shapes));
+            assertTrue(e.getMessage().contains("layout \"nchwc\" is only for"), e.getMessage());
+        }
+        Node unknown = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("layout", "nhwc"));
+        var e = assertThrows(SquallException.class, () -> conv.outputShapes(unknown,
+                List.of(Shape.of(1, 4, 8, 8), Shape.of(4, 4, 1, 1))));
+        assertTrue(e.getMessage().contains("layout \"nhwc\" should be"), e.getMessage());
+
+        Operator reorder = BUILTIN.get("reorder");
+        var wrongTarget = assertThrows(SquallException.class, () -> reorder.outputShapes(new Node("r", "reorder",
+                List.of("x"), List.of("y"), Attributes.of("to", "nhwc")), List.of(Shape.of(1, BLOCK, 2, 2))));
+        assertTrue(wrongTarget.getMessage().contains("should be \"nchwc\" or \"nchw\""), wrongTarget.getMessage());
+        var oddChannels = assertThrows(SquallException.class, () -> reorder.outputShapes(new Node("r", "reorder",
+                List.of("x"), List.of("y"), Attributes.of("to", "nchwc")), List.of(Shape.of(1, BLOCK + 3, 2, 2))));
+        assertTrue(oddChannels.getMessage().contains("not a multiple of the block"), oddChannels.getMessage());
+        assertFalse(Nchwc.fits(BLOCK + 3));
+    }
+}

@@ -1,0 +1,146 @@
+package squall.ops.passes;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+import static squall.ops.cpu.Nchwc.BLOCK;
+
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+import squall.api.Attributes;
+import squall.api.Backends;
+import squall.api.CompiledModel;
+import squall.api.Graph;
+import squall.api.GraphBuilder;
+import squall.api.Model;
+import squall.api.Node;
+import squall.api.Operators;
+import squall.api.Shape;
+import squall.api.SquallException;
+import squall.api.Tensor;
+
+/**
+ * {@link Layouts#blockChannels}: where the islands and reorders go, and that the JVM backend gives
+ * the same outputs with them as the graph as written (portable kernels where the graph has no
+ * fusion; within 1e-5 · (|expected| + mean |expected|)), at batch 1 and for a batch that runs its
+ * large maps image by image.
+ */
+class LayoutsTest {
+    private static final Operators OPERATORS = Operators.discover();
+    private static final int C = 2 * BLOCK;
+
+    private static String conv(GraphBuilder b, String name, String x, int in, int out, int kernel, int stride,
+                               boolean depthwise, String activation) {
+        String w = b.parameter(name + ".weight", out, depthwise ? 1 : in, kernel, kernel);
+        Attributes a = Attributes.of("padding", kernel / 2, "stride", stride, "groups", depthwise ? in : 1,
+                "activation", activation);
+        return b.op("conv2d", name, a, x, w, b.parameter(name + ".bias", out));
+    }
+
+    /**
+     * A stem, then dw, pw + the stem's output as residual, dw stride 2, pw (the island), each pw's
+     * output also pooled outside it.
+     */
+    private static Model network(int channels) {
+        GraphBuilder b = Graph.builder("island");
+        String x = b.input("x", Shape.of(-1, BLOCK, -1, -1));
+        String stem = conv(b, "stem", x, BLOCK, channels, 3, 1, false, "relu");
+        String dw1 = conv(b, "dw1", stem, channels, channels, 3, 1, true, "relu6");
+        String pw1 = b.op("conv2d", "pw1", Attributes.of("activation", "none"), dw1,
+                b.parameter("pw1.weight", channels, channels, 1, 1), b.parameter("pw1.bias", channels), stem);
+        String dw2 = conv(b, "dw2", pw1, channels, channels, 3, 2, true, "hardswish");
+        String pw2 = conv(b, "pw2", dw2, channels, channels, 1, 1, false, "relu");
+        String pooled = b.op("add", "sum", Attributes.of(), b.op("global_avg_pool", "pool1", Attributes.of(), pw1),
+                b.op("global_avg_pool", "pool2", Attributes.of(), pw2));
+        Graph graph = b.output(pooled).build();
+        Random random = new Random(5);
+        Map<String, Tensor> weights = new HashMap<>();
+        graph.parameters().forEach((name, shape) -> {
+            float[] data = new float[shape.size()];
+            for (int i = 0; i < data.length; i++) {
+                data[i] = (random.nextFloat() * 2 - 1) * (name.endsWith("weight") ? 0.3f : 1f);
+            }
+            weights.put(name, new Tensor(shape, data));
+        });
+        return Model.bind(graph, weights, "random weights");
+    }
+
+    private static Model blocked(Model model, Shape input) {
+        return Layouts.blockChannels(model, model.graph().inferShapes(Map.of("x", input), OPERATORS));
+    }
+
+    @Test
+    void anIslandRunsInBlocksBetweenReorders() {
+        Model model = network(C);
+        Model rewritten = blocked(model, Shape.of(1, BLOCK, 9, 7));
+        List<String> steps = rewritten.graph().nodes().stream()
+                .map(n -> n.op() + (n.op().equals("reorder") ? " " + n.input(0) + " to " + n.attributes()
+                        .getString("to", "") : " " + n.name() + " " + n.attributes().getString("layout", "nchw")))
+                .toList();
+        // The stem's output goes to blocks once, for dw1's x and pw1's residual; pw1's and pw2's
+        // outputs come back for the pools.
+        assertEquals(List.of("conv2d stem nchw", "reorder stem to nchwc", "conv2d dw1 nchwc", "conv2d pw1 nchwc",
+                "conv2d dw2 nchwc", "conv2d pw2 nchwc", "reorder pw1 to nchw", "global_avg_pool pool1 nchw",
+                "reorder pw2 to nchw", "global_avg_pool pool2 nchw", "add sum nchw"), steps);
+        Node pw1 = rewritten.graph().nodes().get(3);
+        assertEquals(List.of("dw1", "stem.nchwc"), List.of(pw1.input(0), pw1.input(3)));
+        for (Shape input : new Shape[] {Shape.of(1, BLOCK, 9, 7), Shape.of(3, BLOCK, 20, 19)}) {
+            Tensor x = image(input);
+            assertAgrees(run(model, "passes", "none", x), run(rewritten, "passes", "none", x), "the pass, " + input);
+            assertAgrees(run(model, "layout", "nchw", x), run(model, "layout", "auto", x), "layout=auto, " + input);
+        }
+    }
+
+    @Test
+    void smallIslandsAndChannelsOffTheBlockStayInPlanes() {
+        // Channels that are not a multiple of the block: no candidate.
+        Model offBlock = network(C + 4);
+        assertSame(offBlock, blocked(offBlock, Shape.of(1, BLOCK, 9, 7)));
+        // On a 2x1 map only the depthwise convs are candidates (the 1x1 convs' maps are smaller
+        // than a tile), and they are not linked.
+        Model small = network(C);
+        assertSame(small, blocked(small, Shape.of(1, BLOCK, 2, 1)));
+    }
+
+    @Test
+    void anUnknownLayoutOptionIsRefused() {
+        var e = assertThrows(SquallException.class, () -> Backends.select("jvm").compile(network(C), OPERATORS,
+                Map.of("layout", "nhwc")));
+        assertTrue(e.getMessage().contains("layout=\"nhwc\" should be \"auto\" or \"nchw\""), e.getMessage());
+    }
+
+    private static Tensor image(Shape shape) {
+        Random random = new Random(shape.size());
+        float[] data = new float[shape.size()];
+        for (int i = 0; i < data.length; i++) {
+            data[i] = random.nextFloat() * 2 - 1;
+        }
+        return new Tensor(shape, data);
+    }
+
+    private static float[] run(Model model, String option, String value, Tensor x) {
+        try (CompiledModel compiled = Backends.select("jvm").compile(model, OPERATORS,
+                Map.of(option, value, "warmup", "0", "threads", "2"))) {
+            return compiled.run(x).data();
+        }
+    }
+
+    private static void assertAgrees(float[] expected, float[] actual, String what) {
+        assertEquals(expected.length, actual.length, what);
+        double meanAbs = 0;
+        for (float v : expected) {
+            meanAbs += Math.abs(v) / expected.length;
+        }
+        for (int i = 0; i < expected.length; i++) {
+            double tolerance = 1e-5 * (Math.abs(expected[i]) + meanAbs);
+            if (!(Math.abs(actual[i] - expected[i]) <= tolerance)) {
+                fail(what + ": element " + i + " is " + actual[i] + ", expected " + expected[i]);
+            }
+        }
+    }
+}
