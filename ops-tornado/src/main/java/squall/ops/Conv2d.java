@@ -14,6 +14,7 @@ import squall.ops.cpu.GemmConv;
 import squall.ops.cpu.Nchwc;
 import squall.ops.cpu.NchwcDepthwise;
 import squall.ops.cpu.NchwcPointwise;
+import squall.ops.cpu.NchwcStem;
 import squall.ops.cpu.PointwiseChannelsInLanes;
 import squall.ops.cpu.ShallowPointwise;
 import squall.ops.cpu.StemConv;
@@ -26,8 +27,9 @@ import squall.ops.cpu.StemConv;
  * each output plane [N,O,1,1] (the JVM backend's fusion of a squeeze-and-excitation block's global
  * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}). With the
  * attribute {@code layout} = "nchwc", x, residual and output are stored in the JVM backend's
- * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Passes.blockChannels}): only 1x1 convs and
- * 3x3 depthwise convs, on the JVM backend.
+ * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Layouts.blockChannels}): only 1x1 convs and
+ * 3x3 depthwise convs, on the JVM backend; with "nchwc_output" only the output is, for a 3x3
+ * stride-2 stem.
  */
 final class Conv2d implements Operator {
     /** The validated geometry of one conv2d node for concrete input shapes. */
@@ -95,23 +97,31 @@ final class Conv2d implements Operator {
                     + "and no input_scale; this one has weight " + weight + ", groups " + groups + " and " + window);
         }
         int[] w = window.asArray();
-        boolean blockable = residual == null && depthwiseBlocked(w, groups, inChannels, outChannels)
-                || inputScale == null && pointwiseBlocked(w, groups, inChannels, outChannels, output);
-        if (blocked(node) && (pooled(node) || !blockable)) {
-            throw Check.bad(node, "layout \"nchwc\" is only for 1x1 convs and 3x3 depthwise convs (no pool_output) "
-                    + "with channels a multiple of " + Nchwc.BLOCK + " (Passes.blockChannels makes it); this one "
-                    + "has x " + x + ", weight " + weight + ", groups " + groups + " and " + window);
+        String layout = layout(node);
+        boolean blockable = layout.equals("nchwc") && (residual == null
+                && depthwiseBlocked(w, groups, inChannels, outChannels)
+                || inputScale == null && pointwiseBlocked(w, groups, inChannels, outChannels, output))
+                || layout.equals("nchwc_output") && residual == null && inputScale == null
+                && NchwcStem.supports(w, groups, inChannels, outChannels, output.dim(3));
+        if (!layout.equals("nchw") && (pooled(node) || !blockable)) {
+            throw Check.bad(node, "layout \"" + layout + "\" is only for 1x1 convs and 3x3 depthwise convs "
+                    + "(\"nchwc\") or a 3x3 stride-2 stem (\"nchwc_output\"), no pool_output, with channels a "
+                    + "multiple of " + Nchwc.BLOCK + " (Layouts.blockChannels makes them); this one has x " + x
+                    + ", weight " + weight + ", groups " + groups + " and " + window);
         }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
     }
 
-    /** Whether x, residual and output are in the blocked layout ({@code layout} = "nchwc"). */
-    static boolean blocked(Node node) {
+    /**
+     * Where the node's tensors are stored: "nchw" (default), "nchwc" (x, residual and output in the
+     * blocked layout) or "nchwc_output" (only the output: a stem that starts an island).
+     */
+    static String layout(Node node) {
         String layout = node.attributes().getString("layout", "nchw");
-        if (!layout.equals("nchw") && !layout.equals("nchwc")) {
-            throw Check.bad(node, "layout \"" + layout + "\" should be \"nchw\" or \"nchwc\"");
+        if (!layout.equals("nchw") && !layout.equals("nchwc") && !layout.equals("nchwc_output")) {
+            throw Check.bad(node, "layout \"" + layout + "\" should be \"nchw\", \"nchwc\" or \"nchwc_output\"");
         }
-        return layout.equals("nchwc");
+        return layout;
     }
 
     /** A 3x3 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
@@ -158,9 +168,10 @@ final class Conv2d implements Operator {
             throw Check.bad(context.node(), "input_scale has no portable kernel: it comes from the JVM backend's "
                     + "plan-time fusion and runs on its CPU kernels; keep the mul node for other backends");
         }
-        if (blocked(context.node())) {
-            throw Check.bad(context.node(), "layout \"nchwc\" has no portable kernel: it comes from the JVM "
-                    + "backend's plan-time pass Passes.blockChannels; keep the conv in NCHW for other backends");
+        if (!layout(context.node()).equals("nchw")) {
+            throw Check.bad(context.node(), "layout \"" + layout(context.node()) + "\" has no portable kernel: it "
+                    + "comes from the JVM backend's plan-time pass Layouts.blockChannels; keep the conv in NCHW for "
+                    + "other backends");
         }
         if (pooled(context.node())) {
             throw Check.bad(context.node(), "pool_output has no portable kernel: it comes from the JVM backend's "
@@ -189,7 +200,9 @@ final class Conv2d implements Operator {
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {
         Geometry g = geometry(node, inputShapes);
         int[] window = g.window().asArray();
-        return window[2] == 1 && (blocked(node) ? g.groups() > 1 : takesDepthwiseKernel(node, g))
+        String layout = layout(node);
+        return window[2] == 1 && !layout.equals("nchwc_output")
+                && (layout.equals("nchwc") ? g.groups() > 1 : takesDepthwiseKernel(node, g))
                 && g.output().dim(2) == g.input().dim(2) && g.output().dim(3) == g.input().dim(3);
     }
 
@@ -223,7 +236,11 @@ final class Conv2d implements Operator {
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
         float[] inputScale = context.input(4);
-        if (blocked(context.node())) {
+        if (layout(context.node()).equals("nchwc_output")) {
+            return new NchwcStem(input, weight, bias, output, window, g.batch(), inChannels, inHeight, inWidth,
+                    outChannels, outHeight, outWidth, g.activation());
+        }
+        if (layout(context.node()).equals("nchwc")) {
             // Checked in geometry(): a 3x3 depthwise or a 1x1 conv.
             return g.groups() > 1
                     ? new NchwcDepthwise(input, weight, bias, output, window[2], g.batch(), inChannels, inHeight,

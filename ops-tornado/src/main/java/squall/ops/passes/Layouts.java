@@ -15,6 +15,7 @@ import squall.ops.Window;
 import squall.ops.cpu.Nchwc;
 import squall.ops.cpu.NchwcDepthwise;
 import squall.ops.cpu.NchwcPointwise;
+import squall.ops.cpu.NchwcStem;
 
 /**
  * The JVM backend's choice of layout: islands of convs that run in the blocked layout NCHWc
@@ -37,8 +38,10 @@ public final class Layouts {
      * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; no input scale or pooled
      * output; not a graph output) and that form islands of at least {@link #MIN_ISLAND} convs, each
      * linked to the one whose output it reads as x. Each value an island
-     * reads from outside goes through one {@code reorder} to "nchwc", and each value it writes that
-     * a node outside reads through one {@code reorder} to "nchw". Needs concrete shapes.
+     * reads from outside goes through one {@code reorder} to "nchwc", unless a stem ({@link
+     * NchwcStem}) writes it and only the island reads it: then the stem writes blocks (layout
+     * "nchwc_output"). Each value the island writes that a node outside reads goes through one
+     * {@code reorder} to "nchw". Needs concrete shapes.
      */
     public static Model blockChannels(Model model, Map<String, Shape> shapes) {
         Graph graph = model.graph();
@@ -72,6 +75,17 @@ public final class Layouts {
         if (blocked.isEmpty()) {
             return model;
         }
+        // A stem whose output only the island reads writes blocks itself: no reorder.
+        Set<String> stems = new HashSet<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            Node stem = nodes.get(i);
+            if (writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
+                    r -> blocked.contains(r.output()) && !r.input(1).equals(stem.output())
+                            && !r.input(2).equals(stem.output()) && !r.input(4).equals(stem.output()))) {
+                stems.add(stem.output());
+            }
+        }
+        blocked.addAll(stems);
         Names names = new Names(graph);
         Map<String, String> toBlocks = new HashMap<>();
         Map<String, String> toPlanes = new HashMap<>();
@@ -84,13 +98,17 @@ public final class Layouts {
                 if (v.isEmpty()) {
                     continue;
                 }
+                if (stems.contains(node.output())) {
+                    continue;
+                }
                 if (inIsland && (k == 0 || k == 3) && !blocked.contains(v)) {
                     inputs.set(k, reorder(v, "nchwc", toBlocks, names, rewritten));
                 } else if (!inIsland && blocked.contains(v)) {
                     inputs.set(k, reorder(v, "nchw", toPlanes, names, rewritten));
                 }
             }
-            Attributes attributes = inIsland ? node.attributes().with("layout", "nchwc") : node.attributes();
+            Attributes attributes = !inIsland ? node.attributes()
+                    : node.attributes().with("layout", stems.contains(node.output()) ? "nchwc_output" : "nchwc");
             rewritten.add(new Node(node.name(), node.op(), inputs, node.outputs(), attributes));
         }
         return Passes.rebuild(model, rewritten, Map.of());
@@ -136,6 +154,23 @@ public final class Layouts {
         return weight.dim(2) == 1 && weight.dim(3) == 1 && window[2] == 1 && window[3] == 1 && window[4] == 0
                 && window[5] == 0 && window[6] == 0 && window[7] == 0
                 && NchwcPointwise.supports(channels, weight.dim(0), out.dim(2) * out.dim(3));
+    }
+
+    /** A stem that {@link NchwcStem} runs: constant weights, no residual, input scale or pooled output. */
+    private static boolean writesBlocks(Node conv, Model model, Map<String, Shape> shapes) {
+        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1 || !conv.input(3).isEmpty()
+                || !conv.input(4).isEmpty() || conv.attributes().has("layout") || conv.attributes().has("pool_output")
+                || !model.weights().containsKey(conv.input(1)) || model.graph().outputs().contains(conv.output())) {
+            return false;
+        }
+        Shape x = shapes.get(conv.input(0));
+        Shape weight = shapes.get(conv.input(1));
+        Shape out = shapes.get(conv.output());
+        if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4) {
+            return false;
+        }
+        int[] window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
+        return NchwcStem.supports(window, conv.attributes().getInt("groups", 1), x.dim(1), weight.dim(0), out.dim(3));
     }
 
     /** Value names not yet taken in a graph. */

@@ -456,6 +456,11 @@ public final class Passes {
             producer.put(value, index);
         }
 
+        /** The nodes reading {@code value} (a node once per input it is). */
+        List<Node> readers(String value) {
+            return readers.getOrDefault(value, List.of());
+        }
+
         Node producer(String value) {
             int i = producerIndex(value);
             return i < 0 ? null : nodes.get(i);

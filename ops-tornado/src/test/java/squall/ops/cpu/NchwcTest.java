@@ -142,6 +142,42 @@ class NchwcTest {
         }
     }
 
+    /** The stem writing blocks: odd sizes, an odd number of blocks, padding 1 and 0, a batch. */
+    @Test
+    void stemAgreesWithThePortableKernel() {
+        Operator conv = BUILTIN.get("conv2d");
+        int[][] cases = {{2, 3, 2 * BLOCK, 15, 13, 1}, {1, 3, 3 * BLOCK, 20, 31, 1}, {1, 4, BLOCK, 13, 13, 0}};
+        String[] activations = {"relu6", "hardswish", "none"};
+        for (int i = 0; i < cases.length; i++) {
+            int[] c = cases[i];
+            String what = "stem " + c[1] + "->" + c[2] + " @" + c[3] + "x" + c[4] + ", padding " + c[5] + ", batch "
+                    + c[0] + ", " + activations[i];
+            Random random = new Random(i);
+            Shape x = Shape.of(c[0], c[1], c[3], c[4]);
+            List<Shape> shapes = List.of(x, Shape.of(c[2], c[1], 3, 3), Shape.of(c[2]));
+            float[][] inputs = {CpuKernelsTest.random(random, x.size(), 2f),
+                CpuKernelsTest.random(random, shapes.get(1).size(), 0.5f), CpuKernelsTest.random(random, c[2], 2f)};
+            Attributes attributes = Attributes.of("stride", 2, "padding", c[5], "activation", activations[i]);
+            Node plain = new Node("stem", "conv2d", List.of("x", "w", "b"), List.of("y"), attributes);
+            Shape y = conv.outputShapes(plain, shapes).getFirst();
+            var portable = JvmKernelContext.withNewOutputs(plain, shapes, List.of(y), inputs);
+            conv.kernels(portable).forEach(KernelCall::invoke);
+            Node blocked = new Node("stem", "conv2d", List.of("x", "w", "b"), List.of("y"),
+                    attributes.with("layout", "nchwc_output"));
+            assertFalse(conv.writesInPlace(blocked, shapes), what);
+            for (int threads : new int[] {1, 2}) {
+                float[][] outputs = {new float[y.size()]};
+                var context = new JvmKernelContext(blocked, shapes, List.of(y), inputs, outputs,
+                        new boolean[] {false, true, true});
+                CpuKernel kernel = conv.cpuKernel(context);
+                assertInstanceOf(NchwcStem.class, kernel, what);
+                kernel.run(Workers.of(threads));
+                CpuKernelsTest.assertAgrees(portable.output(0), Nchwc.toPlanes(outputs[0], c[0], c[2],
+                        y.dim(2) * y.dim(3)), what + ", " + threads + " threads");
+            }
+        }
+    }
+
     @Test
     void convsTheBlockedKernelsDoNotTakeAreRefused() {
         Operator conv = BUILTIN.get("conv2d");
@@ -155,12 +191,18 @@ class NchwcTest {
             Node node = new Node("c", "conv2d", List.of("x", "w"), List.of("y"),
                     blocked.with("groups", i == 0 ? 1 : BLOCK + 1));
             var e = assertThrows(SquallException.class, () -> conv.outputShapes(node, shapes));
-            assertTrue(e.getMessage().contains("layout \"nchwc\" is only for"), e.getMessage());
+            assertTrue(e.getMessage().contains("layout \"nchwc\" is only for 1x1 convs"), e.getMessage());
         }
         Node unknown = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("layout", "nhwc"));
         var e = assertThrows(SquallException.class, () -> conv.outputShapes(unknown,
                 List.of(Shape.of(1, 4, 8, 8), Shape.of(4, 4, 1, 1))));
         assertTrue(e.getMessage().contains("layout \"nhwc\" should be"), e.getMessage());
+        // A stem that writes blocks: stride 2 and at most 4 input channels only.
+        Node notAStem = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("padding", 1,
+                "layout", "nchwc_output"));
+        var stride1 = assertThrows(SquallException.class, () -> conv.outputShapes(notAStem,
+                List.of(Shape.of(1, 3, 16, 16), Shape.of(BLOCK, 3, 3, 3))));
+        assertTrue(stride1.getMessage().contains("layout \"nchwc_output\" is only for"), stride1.getMessage());
 
         Operator reorder = BUILTIN.get("reorder");
         var wrongTarget = assertThrows(SquallException.class, () -> reorder.outputShapes(new Node("r", "reorder",

@@ -57,7 +57,10 @@ class LayoutsTest {
         String pw2 = conv(b, "pw2", dw2, channels, channels, 1, 1, false, "relu");
         String pooled = b.op("add", "sum", Attributes.of(), b.op("global_avg_pool", "pool1", Attributes.of(), pw1),
                 b.op("global_avg_pool", "pool2", Attributes.of(), pw2));
-        Graph graph = b.output(pooled).build();
+        return withWeights(b.output(pooled).build());
+    }
+
+    private static Model withWeights(Graph graph) {
         Random random = new Random(5);
         Map<String, Tensor> weights = new HashMap<>();
         graph.parameters().forEach((name, shape) -> {
@@ -93,6 +96,35 @@ class LayoutsTest {
             Tensor x = image(input);
             assertAgrees(run(model, "passes", "none", x), run(rewritten, "passes", "none", x), "the pass, " + input);
             assertAgrees(run(model, "layout", "nchw", x), run(model, "layout", "auto", x), "layout=auto, " + input);
+        }
+    }
+
+    /** An RGB stem (3x3, stride 2) before the island writes blocks itself, unless a node outside reads its output. */
+    @Test
+    void aStemBeforeAnIslandWritesBlocks() {
+        for (boolean readOutside : new boolean[] {false, true}) {
+            GraphBuilder b = Graph.builder("stem");
+            String x = b.input("x", Shape.of(-1, 3, -1, -1));
+            String stem = conv(b, "stem", x, 3, C, 3, 2, false, "relu");
+            String y = stem;
+            for (int i = 0; i < 2; i++) {
+                y = conv(b, "dw" + i, y, C, C, 3, 1, true, "relu");
+                y = conv(b, "pw" + i, y, C, C, 1, 1, false, "relu");
+            }
+            y = b.op("global_avg_pool", "pool", Attributes.of(), y);
+            if (readOutside) {
+                y = b.op("add", "sum", Attributes.of(), y, b.op("global_avg_pool", "stem_pool", Attributes.of(), stem));
+            }
+            Model model = withWeights(b.output(y).build());
+            Shape input = Shape.of(2, 3, 17, 23);
+            Model rewritten = blocked(model, input);
+            Node first = rewritten.graph().nodes().getFirst();
+            assertEquals(readOutside ? "nchw" : "nchwc_output", first.attributes().getString("layout", "nchw"));
+            assertEquals(readOutside ? 2 : 1, rewritten.graph().nodes().stream()
+                    .filter(n -> n.op().equals("reorder")).count(), "reorders");
+            Tensor image = image(input);
+            assertAgrees(run(model, "passes", "none", image), run(rewritten, "passes", "none", image),
+                    "the pass" + (readOutside ? ", stem read outside" : ""));
         }
     }
 
