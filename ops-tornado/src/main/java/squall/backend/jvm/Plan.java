@@ -67,11 +67,12 @@ final class Plan {
     Plan(Model model, Operators operators, Map<String, Shape> inputShapes, boolean fuse, boolean blocked,
          boolean depthFirst, int stepLimit) {
         Map<String, Shape> given = model.graph().inferShapes(inputShapes, operators);
-        Model fused = fuse ? Passes.fuseSqueezePools(Passes.fuseExpandDepthwise(Passes.fuseChannelScales(
-                Passes.fuseResiduals(model, given), given), given), given) : model;
-        this.model = fuse && blocked ? Layouts.blockChannels(fused, given) : fused;
+        // Islands of blocked convs first: the expansions and squeeze pools fuse into the others.
+        Model fused = fuse ? Passes.fuseChannelScales(Passes.fuseResiduals(model, given), given) : model;
+        Model laidOut = fuse && blocked ? Layouts.blockChannels(fused, given) : fused;
+        this.model = fuse ? Passes.fuseSqueezePools(Passes.fuseExpandDepthwise(laidOut, given), given) : model;
         // The reorders' outputs are new values.
-        this.shapes = this.model == fused ? given : this.model.graph().inferShapes(inputShapes, operators);
+        this.shapes = laidOut == fused ? given : this.model.graph().inferShapes(inputShapes, operators);
         Graph graph = this.model.graph();
         for (Node node : graph.nodes()) {
             Operator op = operators.get(node.op());

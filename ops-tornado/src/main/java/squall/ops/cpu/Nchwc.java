@@ -15,7 +15,7 @@ import squall.ops.Split;
  * only the order of the floats changes, so C must be a multiple of BLOCK.
  *
  * <p>As a kernel, one reorder between the layouts ({@code reorder}'s JVM kernel): to blocks with
- * one gather of a pixel's BLOCK channels, back with one scatter.
+ * one gather of a pixel's BLOCK channels, back with one gather of a channel's BLOCK pixels.
  */
 public final class Nchwc implements CpuKernel {
     static final VectorSpecies<Float> SPECIES = Vectors.SPECIES;
@@ -29,6 +29,8 @@ public final class Nchwc implements CpuKernel {
     private final int pixels;
     /** Offsets of a pixel's BLOCK channels in a plane-major block: 0, pixels, 2·pixels, ... */
     private final int[] channelOffsets = new int[BLOCK];
+    /** Offsets of BLOCK pixels' same channel in a block: 0, BLOCK, 2·BLOCK, ... */
+    private static final int[] PIXEL_OFFSETS = java.util.stream.IntStream.range(0, BLOCK).map(i -> i * BLOCK).toArray();
 
     /** Reorders [batch, channels, pixels] to blocks ({@code toBlocks}) or back. */
     public Nchwc(float[] input, float[] output, boolean toBlocks, int batch, int channels, int pixels) {
@@ -52,25 +54,43 @@ public final class Nchwc implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
-        // Items: (block, band of rows' worth of pixels), so a map with one block still splits.
+        // Items: (block, band of pixels), so a map with one block still splits.
         int bands = Math.max(1, Math.min(pixels / 256, 8));
         Split.ranges(workers, blocks * bands, (from, to) -> {
             for (int item = from; item < to; item++) {
-                int block = item / bands;
-                int band = item % bands;
-                int base = block * BLOCK * pixels;
-                int last = (int) ((long) pixels * (band + 1) / bands);
-                for (int p = (int) ((long) pixels * band / bands); p < last; p++) {
-                    if (toBlocks) {
+                int base = item / bands * BLOCK * pixels;
+                int first = (int) ((long) pixels * (item % bands) / bands);
+                int last = (int) ((long) pixels * (item % bands + 1) / bands);
+                if (toBlocks) {
+                    for (int p = first; p < last; p++) {
                         FloatVector.fromArray(SPECIES, input, base + p, channelOffsets, 0)
                                 .intoArray(output, base + p * BLOCK);
-                    } else {
-                        FloatVector.fromArray(SPECIES, input, base + p * BLOCK)
-                                .intoArray(output, base + p, channelOffsets, 0);
                     }
+                } else {
+                    toPlanes(base, first, last);
                 }
             }
         });
+    }
+
+    /**
+     * Pixels [first, last) of one block back to planes: for each channel one gather of BLOCK pixels
+     * (a scatter of each pixel's channels, the mirror of the way in, took 0.17 ms on mobilenet_v1's
+     * 1024@7; Zen 4 scatters one element per cycle or two), the last pixels one by one.
+     */
+    private void toPlanes(int base, int first, int last) {
+        int p = first;
+        for (; p + BLOCK <= last; p += BLOCK) {
+            for (int c = 0; c < BLOCK; c++) {
+                FloatVector.fromArray(SPECIES, input, base + p * BLOCK + c, PIXEL_OFFSETS, 0)
+                        .intoArray(output, base + c * pixels + p);
+            }
+        }
+        for (; p < last; p++) {
+            for (int c = 0; c < BLOCK; c++) {
+                output[base + c * pixels + p] = input[base + p * BLOCK + c];
+            }
+        }
     }
 
     /** [batch][channels][pixels] in blocks, for tests and weights. */
