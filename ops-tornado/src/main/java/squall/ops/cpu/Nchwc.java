@@ -93,6 +93,30 @@ public final class Nchwc implements CpuKernel {
         }
     }
 
+    /**
+     * Global average pool of a blocked x [batch, channels, pixels] into out [batch, channels] (the
+     * same floats in either layout): one vector sum a block, two accumulators apart.
+     */
+    public static CpuKernel globalAvgPool(float[] x, float[] out, int batch, int channels, int pixels) {
+        float scale = 1f / pixels;
+        return workers -> Split.ranges(workers, batch * channels / BLOCK, (from, to) -> {
+            for (int block = from; block < to; block++) {
+                int at = block * pixels * BLOCK;
+                FloatVector s0 = FloatVector.zero(SPECIES);
+                FloatVector s1 = s0;
+                int p = 0;
+                for (; p + 2 <= pixels; p += 2, at += 2 * BLOCK) {
+                    s0 = s0.add(FloatVector.fromArray(SPECIES, x, at));
+                    s1 = s1.add(FloatVector.fromArray(SPECIES, x, at + BLOCK));
+                }
+                if (p < pixels) {
+                    s0 = s0.add(FloatVector.fromArray(SPECIES, x, at));
+                }
+                s0.add(s1).mul(scale).intoArray(out, block * BLOCK);
+            }
+        });
+    }
+
     /** [batch][channels][pixels] in blocks, for tests and weights. */
     public static float[] toBlocks(float[] planes, int batch, int channels, int pixels) {
         float[] blocked = new float[planes.length];

@@ -41,7 +41,8 @@ public final class Layouts {
      * reads from outside goes through one {@code reorder} to "nchwc", unless a stem ({@link
      * NchwcStem}) writes it and only the island reads it: then the stem writes blocks (layout
      * "nchwc_output"). Each value the island writes that a node outside reads goes through one
-     * {@code reorder} to "nchw". Needs concrete shapes.
+     * {@code reorder} to "nchw", but a global average pool reads blocks as they are (layout
+     * "nchwc"). Needs concrete shapes.
      */
     public static Model blockChannels(Model model, Map<String, Shape> shapes) {
         Graph graph = model.graph();
@@ -108,12 +109,15 @@ public final class Layouts {
                 }
                 if (inIsland && (k == 0 || k == 3) && !blocked.contains(v)) {
                     inputs.set(k, reorder(v, "nchwc", toBlocks, names, rewritten));
-                } else if (!inIsland && blocked.contains(v)) {
+                } else if (!inIsland && blocked.contains(v) && !poolsBlocks(node, v)) {
                     inputs.set(k, reorder(v, "nchw", toPlanes, names, rewritten));
                 }
             }
             Attributes attributes = !inIsland ? node.attributes()
                     : node.attributes().with("layout", stems.contains(node.output()) ? "nchwc_output" : "nchwc");
+            if (!inIsland && poolsBlocks(node, node.input(0)) && blocked.contains(node.input(0))) {
+                attributes = node.attributes().with("layout", "nchwc");
+            }
             rewritten.add(new Node(node.name(), node.op(), inputs, node.outputs(), attributes));
         }
         return Passes.rebuild(model, rewritten, Map.of());
@@ -143,7 +147,7 @@ public final class Layouts {
                     large |= outside && pixels(shapes.get(v)) > REORDER_PIXELS;
                 }
                 boolean readOutside = model.graph().outputs().contains(node.output()) || uses.readers(node.output())
-                        .stream().anyMatch(r -> !candidate[nodes.indexOf(r)]);
+                        .stream().anyMatch(r -> !candidate[nodes.indexOf(r)] && !poolsBlocks(r, node.output()));
                 large |= readOutside && pixels(shapes.get(node.output())) > REORDER_PIXELS;
                 if (large) {
                     candidate[i] = false;
@@ -151,6 +155,12 @@ public final class Layouts {
                 }
             }
         }
+    }
+
+    /** A global average pool of {@code v}, which reads blocks as they are (its output, one pixel, is the same in both layouts). */
+    private static boolean poolsBlocks(Node node, String v) {
+        return node.op().equals("global_avg_pool") && node.inputs().size() == 1 && node.input(0).equals(v)
+                && !node.attributes().has("layout");
     }
 
     /** Maps up to which a reorder is cheap enough to start or end an island: 28x28. */

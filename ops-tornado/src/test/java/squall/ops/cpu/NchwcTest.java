@@ -53,6 +53,31 @@ class NchwcTest {
         }
     }
 
+    @Test
+    void globalAvgPoolOfBlocksAgreesWithThePortableKernel() {
+        Operator pool = BUILTIN.get("global_avg_pool");
+        Random random = new Random(2);
+        for (int[] c : new int[][] {{2, 2 * BLOCK, 7, 7}, {1, BLOCK, 1, 1}, {1, 3 * BLOCK, 5, 2}}) {
+            Shape x = Shape.of(c[0], c[1], c[2], c[3]);
+            Shape y = Shape.of(c[0], c[1], 1, 1);
+            float[][] inputs = {CpuKernelsTest.random(random, x.size(), 2f)};
+            var portable = JvmKernelContext.withNewOutputs(new Node("pool", "global_avg_pool", List.of("x"),
+                    List.of("y"), Attributes.of()), List.of(x), List.of(y), inputs);
+            pool.kernels(portable).forEach(KernelCall::invoke);
+            Node blocked = new Node("pool", "global_avg_pool", List.of("x"), List.of("y"),
+                    Attributes.of("layout", "nchwc"));
+            assertThrows(SquallException.class, () -> pool.kernels(JvmKernelContext.withNewOutputs(blocked,
+                    List.of(x), List.of(y), inputs)), "no portable kernel in blocks");
+            for (int threads : new int[] {1, 2}) {
+                float[][] outputs = {new float[y.size()]};
+                var context = new JvmKernelContext(blocked, List.of(x), List.of(y),
+                        new float[][] {Nchwc.toBlocks(inputs[0], c[0], c[1], c[2] * c[3])}, outputs, new boolean[1]);
+                pool.cpuKernel(context).run(Workers.of(threads));
+                CpuKernelsTest.assertAgrees(portable.output(0), outputs[0], "pool of " + x + ", " + threads + " threads");
+            }
+        }
+    }
+
     record Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
                 boolean residual) {
         @Override
