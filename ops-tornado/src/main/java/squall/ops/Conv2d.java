@@ -100,7 +100,7 @@ final class Conv2d implements Operator {
         String layout = layout(node);
         boolean blockable = layout.equals("nchwc") && (residual == null
                 && depthwiseBlocked(w, groups, inChannels, outChannels)
-                || inputScale == null && pointwiseBlocked(w, groups, inChannels, outChannels, output))
+                || pointwiseBlocked(w, groups, inChannels, outChannels, output))
                 || layout.equals("nchwc_output") && residual == null && inputScale == null
                 && NchwcStem.supports(w, groups, inChannels, outChannels, output.dim(3));
         if (!layout.equals("nchw") && (pooled(node) || !blockable)) {
@@ -246,7 +246,7 @@ final class Conv2d implements Operator {
                     ? new NchwcDepthwise(input, weight, bias, output, window[2], g.batch(), inChannels, inHeight,
                             inWidth, g.activation())
                     : new NchwcPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
-                            outChannels, outHeight * outWidth, g.activation());
+                            outChannels, outHeight * outWidth, g.activation(), inputScale);
         }
         if (takesDepthwiseKernel(context.node(), g)) {
             if (DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],

@@ -16,7 +16,9 @@ import squall.ops.Split;
  * read in place with no packing. Output blocks past a multiple of 4 take two-block and one-block tiles; the
  * last tile of a map ends at its last pixel, overlapping the one before, and stores only its new
  * pixels. Alone, 1.08-1.26x as fast on one thread as the NCHW
- * GEMM on MobileNetV1's layers (LayoutBench, CPU-KERNELS.md round 19).
+ * GEMM on MobileNetV1's layers (LayoutBench, CPU-KERNELS.md round 19). With an input scale (a
+ * squeeze-and-excitation gate, {@code Passes.fuseChannelScales}) each image's weights are scaled
+ * by its gate first.
  */
 public final class NchwcPointwise implements CpuKernel {
     /** Pixels of a tile. */
@@ -38,10 +40,17 @@ public final class NchwcPointwise implements CpuKernel {
     /** The clamp done in registers (none, relu, relu6); other activations run after, on the tile in L1. */
     private final float lower;
     private final float upper;
+    /** The squeeze-and-excitation gate [batch, inChannels] that scales x, or null. */
+    private final float[] inputScale;
+    /** One image's weights times its gate (with an input scale). */
+    private final float[] scaledWeight;
 
-    /** Shapes: input [batch, inChannels, pixels] and output [batch, outChannels, pixels], blocked; weight [outChannels, inChannels]. */
+    /**
+     * Shapes: input [batch, inChannels, pixels] and output [batch, outChannels, pixels], blocked;
+     * weight [outChannels, inChannels]; inputScale [batch, inChannels] or null.
+     */
     public NchwcPointwise(float[] input, float[] weight, float[] bias, float[] residual, float[] output, int batch,
-                          int inChannels, int outChannels, int pixels, int activation) {
+                          int inChannels, int outChannels, int pixels, int activation, float[] inputScale) {
         this.input = input;
         this.weight = Nchwc.toBlocks(weight, 1, outChannels, inChannels);
         this.bias = bias;
@@ -55,6 +64,8 @@ public final class NchwcPointwise implements CpuKernel {
         boolean clamp = Vectors.isClamp(activation);
         this.lower = clamp ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
         this.upper = clamp ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
+        this.inputScale = inputScale;
+        this.scaledWeight = inputScale == null ? null : new float[this.weight.length];
     }
 
     /** Whether a conv with these channels, on a map of {@code pixels} per image, can run here. */
@@ -64,6 +75,28 @@ public final class NchwcPointwise implements CpuKernel {
 
     @Override
     public void run(squall.api.Workers workers) {
+        if (inputScale == null) {
+            run(workers, weight, 0, batch);
+            return;
+        }
+        // W·(s ⊙ x) = (W ⊙ s)·x: each image's weights scaled by its squeeze-and-excitation gate.
+        for (int image = 0; image < batch; image++) {
+            int n = image;
+            Split.ranges(workers, outBlocks, (from, to) -> {
+                for (int block = from; block < to; block++) {
+                    for (int c = 0; c < inChannels; c++) {
+                        int at = (block * inChannels + c) * BLOCK;
+                        FloatVector.fromArray(SPECIES, weight, at).mul(inputScale[n * inChannels + c])
+                                .intoArray(scaledWeight, at);
+                    }
+                }
+            });
+            run(workers, scaledWeight, image, image + 1);
+        }
+    }
+
+    /** Images [firstImage, lastImage) with weights {@code w}. */
+    private void run(squall.api.Workers workers, float[] w, int firstImage, int lastImage) {
         int tiles = (pixels + PIXELS - 1) / PIXELS;
         int groups = (outBlocks + 3) / 4;
         // Items (image, group of 4 output blocks, tile). With weights that stay in L2, groups inner:
@@ -71,9 +104,9 @@ public final class NchwcPointwise implements CpuKernel {
         // 128->128 @56 0.57 -> 0.51 ms, 256->256 @28 0.52 -> 0.49; the others tied). Otherwise
         // tiles inner: on small maps the threads split the groups, and so the weights each reads.
         boolean groupsInner = 4L * outBlocks * BLOCK * inChannels <= WEIGHTS_IN_L2;
-        Split.ranges(workers, batch * groups * tiles, (from, to) -> {
+        Split.ranges(workers, (lastImage - firstImage) * groups * tiles, (from, to) -> {
             for (int item = from; item < to; item++) {
-                int image = item / (groups * tiles);
+                int image = firstImage + item / (groups * tiles);
                 int group = groupsInner ? item % groups : item / tiles % groups;
                 int tile = groupsInner ? item / groups % tiles : item % tiles;
                 // The last tile ends at the last pixel and stores only the pixels past the one before it.
@@ -84,14 +117,14 @@ public final class NchwcPointwise implements CpuKernel {
                 int first = 4 * group;
                 int blocks = Math.min(4, outBlocks - first);
                 if (blocks == 4) {
-                    tile(in, out, first, p, skip);
+                    tile(w, in, out, first, p, skip);
                 } else {
                     int b = first;
                     for (; b + 2 <= first + blocks; b += 2) {
-                        pairTile(in, out, b, p, skip);
+                        pairTile(w, in, out, b, p, skip);
                     }
                     if (b < first + blocks) {
-                        narrowTile(in, out, b, p, skip);
+                        narrowTile(w, in, out, b, p, skip);
                     }
                 }
                 finish(out, first, blocks, p + skip, PIXELS - skip);
@@ -112,7 +145,7 @@ public final class NchwcPointwise implements CpuKernel {
     }
 
     /** Output blocks first and first + 1 at pixels p .. p + 5 (stored from p + skip): 12 accumulators. */
-    private void pairTile(int in, int out, int first, int p, int skip) {
+    private void pairTile(float[] weight, int in, int out, int first, int p, int skip) {
         FloatVector b0 = FloatVector.fromArray(SPECIES, bias, first * BLOCK);
         FloatVector b1 = FloatVector.fromArray(SPECIES, bias, (first + 1) * BLOCK);
         FloatVector a00 = b0, a01 = b0, a02 = b0, a03 = b0, a04 = b0, a05 = b0;
@@ -165,7 +198,7 @@ public final class NchwcPointwise implements CpuKernel {
     }
 
     /** One output block at pixels p .. p + 5 (stored from p + skip): output channels past a multiple of 4 blocks. */
-    private void narrowTile(int in, int out, int block, int p, int skip) {
+    private void narrowTile(float[] weight, int in, int out, int block, int p, int skip) {
         FloatVector b = FloatVector.fromArray(SPECIES, bias, block * BLOCK);
         FloatVector a0 = b, a1 = b, a2 = b, a3 = b, a4 = b, a5 = b;
         int w = block * inChannels * BLOCK;
@@ -204,7 +237,7 @@ public final class NchwcPointwise implements CpuKernel {
      * Output blocks first .. first + 3 at pixels p .. p + 5, stored from pixel p + skip: per input
      * channel 4 weight vectors, 6 broadcasts, 24 FMAs.
      */
-    private void tile(int in, int out, int first, int p, int skip) {
+    private void tile(float[] weight, int in, int out, int first, int p, int skip) {
         FloatVector z = FloatVector.zero(SPECIES);
         FloatVector a00 = z, a01 = z, a02 = z, a03 = z, a04 = z, a05 = z, a10 = z, a11 = z, a12 = z, a13 = z, a14 = z;
         FloatVector a15 = z, a20 = z, a21 = z, a22 = z, a23 = z, a24 = z, a25 = z, a30 = z, a31 = z, a32 = z, a33 = z;

@@ -35,7 +35,7 @@ public final class Layouts {
 
     /**
      * Marks the convs that the blocked kernels run (1x1 convs, 3x3 depthwise convs at stride 1 or
-     * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; no input scale or pooled
+     * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; an input scale only on a 1x1 conv; no pooled
      * output; not a graph output) and that form islands of at least {@link #MIN_ISLAND} convs, each
      * linked to the one whose output it reads as x. Each value an island
      * reads from outside goes through one {@code reorder} to "nchwc", unless a stem ({@link
@@ -189,7 +189,7 @@ public final class Layouts {
 
     /** A conv that {@link NchwcPointwise} or {@link NchwcDepthwise} runs, whose output stays inside the graph. */
     private static boolean runsBlocked(Node conv, Model model, Map<String, Shape> shapes) {
-        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1 || !conv.input(4).isEmpty()
+        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1
                 || conv.attributes().getInt("pool_output", 0) != 0 || conv.attributes().has("layout")
                 || !model.weights().containsKey(conv.input(1)) || model.graph().outputs().contains(conv.output())) {
             return false;
@@ -204,7 +204,7 @@ public final class Layouts {
         int groups = conv.attributes().getInt("groups", 1);
         int channels = x.dim(1);
         if (groups > 1) {
-            return groups == channels && weight.dim(0) == channels && conv.input(3).isEmpty()
+            return groups == channels && weight.dim(0) == channels && conv.input(3).isEmpty() && conv.input(4).isEmpty()
                     && NchwcDepthwise.supports(window, channels);
         }
         return weight.dim(2) == 1 && weight.dim(3) == 1 && window[2] == 1 && window[3] == 1 && window[4] == 0

@@ -79,11 +79,17 @@ class NchwcTest {
     }
 
     record Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
-                boolean residual) {
+                boolean residual, boolean scaled) {
+        Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
+             boolean residual) {
+            this(batch, in, out, height, width, kernel, stride, activation, residual, false);
+        }
+
         @Override
         public String toString() {
             return (kernel == 1 ? "1x1 " + in + "->" + out : "depthwise 3x3 s" + stride + " " + in) + " @" + height
-                    + "x" + width + ", batch " + batch + ", " + activation + (residual ? ", residual" : "");
+                    + "x" + width + ", batch " + batch + ", " + activation + (residual ? ", residual" : "")
+                    + (scaled ? ", input scale" : "");
         }
     }
 
@@ -93,7 +99,8 @@ class NchwcTest {
                 new Case(2, 3 * BLOCK, 7 * BLOCK, 7, 5, 1, 1, "relu6", false),
                 new Case(1, 2 * BLOCK, 4 * BLOCK, 14, 14, 1, 1, "none", true),
                 new Case(2, BLOCK, 6 * BLOCK, 3, 4, 1, 1, "hardswish", true),
-                new Case(1, 4 * BLOCK, 5 * BLOCK, 1, 7, 1, 1, "silu", false));
+                new Case(1, 4 * BLOCK, 5 * BLOCK, 1, 7, 1, 1, "silu", false),
+                new Case(3, 2 * BLOCK, 3 * BLOCK, 5, 5, 1, 1, "none", true, true));
     }
 
     static Stream<Case> depthwise() {
@@ -130,25 +137,39 @@ class NchwcTest {
         Shape y = Shape.of(c.batch(), c.out(), (c.height() - 1) / c.stride() + 1, (c.width() - 1) / c.stride() + 1);
         List<Shape> shapes = new ArrayList<>(List.of(x, Shape.of(c.out(), depthwise ? 1 : c.in(), c.kernel(),
                 c.kernel()), Shape.of(c.out())));
-        if (c.residual()) {
-            shapes.add(y);
+        if (c.residual() || c.scaled()) {
+            shapes.add(c.residual() ? y : null);
+        }
+        if (c.scaled()) {
+            shapes.add(Shape.of(c.batch(), c.in(), 1, 1));
         }
         float[][] inputs = new float[shapes.size()][];
         for (int i = 0; i < inputs.length; i++) {
-            inputs[i] = CpuKernelsTest.random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
+            inputs[i] = shapes.get(i) == null ? null
+                    : CpuKernelsTest.random(random, shapes.get(i).size(), i == 1 ? 0.5f : 2f);
         }
-        List<String> names = List.of("x", "w", "b", "r").subList(0, shapes.size());
+        List<String> names = new ArrayList<>(List.of("x", "w", "b", c.residual() ? "r" : "", "s")
+                .subList(0, shapes.size()));
         Attributes attributes = Attributes.of("stride", c.stride(), "padding", c.kernel() / 2, "groups",
                 depthwise ? c.in() : 1, "activation", c.activation());
-        Node plain = new Node("conv", "conv2d", names, List.of("y"), attributes);
-        var portable = JvmKernelContext.withNewOutputs(plain, shapes, List.of(y), inputs);
+        // The reference of an input scale (which has no portable kernel): the conv of x scaled first.
+        int pixels = c.height() * c.width();
+        float[][] plainInputs = java.util.Arrays.copyOf(inputs, Math.min(inputs.length, 4));
+        if (c.scaled()) {
+            plainInputs[0] = inputs[0].clone();
+            for (int i = 0; i < plainInputs[0].length; i++) {
+                plainInputs[0][i] *= inputs[4][i / pixels];
+            }
+        }
+        List<Shape> plainShapes = shapes.subList(0, plainInputs.length);
+        Node plain = new Node("conv", "conv2d", names.subList(0, plainInputs.length), List.of("y"), attributes);
+        var portable = JvmKernelContext.withNewOutputs(plain, plainShapes, List.of(y), plainInputs);
         conv.kernels(portable).forEach(KernelCall::invoke);
 
         Node blocked = new Node("conv", "conv2d", names, List.of("y"), attributes.with("layout", "nchwc"));
         assertTrue(conv.writesInPlace(blocked, shapes) == (depthwise && c.stride() == 1), c + ": in place");
         assertThrows(SquallException.class, () -> conv.kernels(JvmKernelContext.withNewOutputs(blocked, shapes,
                 List.of(y), inputs)), "no portable kernel in blocks");
-        int pixels = c.height() * c.width();
         int outPixels = y.dim(2) * y.dim(3);
         for (int threads : new int[] {1, 2}) {
             float[][] blockedInputs = inputs.clone();
@@ -158,7 +179,7 @@ class NchwcTest {
             }
             float[][] outputs = {inPlace ? blockedInputs[0] : new float[y.size()]};
             var context = new JvmKernelContext(blocked, shapes, List.of(y), blockedInputs, outputs,
-                    new boolean[] {false, true, true, false});
+                    new boolean[] {false, true, true, false, false});
             CpuKernel kernel = conv.cpuKernel(context);
             assertInstanceOf(kernelType, kernel, c.toString());
             kernel.run(Workers.of(threads));
