@@ -29,6 +29,14 @@ public final class Layouts {
      * the head form one island (CPU-KERNELS.md round 20).
      */
     static final int MIN_ISLAND = 4;
+    /**
+     * Convs an island needs for each reorder at its edges. efficientnet_b0's and
+     * mobilenet_v3_large's 14x14 islands of 8 convs and 2 reorders tied or lost in the network
+     * (in-process A/B: b0 8.33 -> 8.62 ms, v3_large 5.81 -> 5.84); mobilenet_v2's 42 convs with
+     * one reorder, efficientnet_v2_s's 122 with one and mobilenet_v1's 27 with none gained
+     * (CPU-KERNELS.md round 20).
+     */
+    static final int CONVS_PER_REORDER = 8;
 
     private Layouts() {
     }
@@ -66,15 +74,34 @@ public final class Layouts {
                 island[root(island, p)] = root(island, i);
             }
         }
+        // Per island its convs, and the values it would reorder: in (but not from a stem that can
+        // write blocks) and out (but not to a pool, which reads blocks).
         Map<Integer, Integer> sizes = new HashMap<>();
+        Map<Integer, Set<String>> reorders = new HashMap<>();
         for (int i = 0; i < nodes.size(); i++) {
-            if (island[i] >= 0) {
-                sizes.merge(root(island, i), 1, Integer::sum);
+            if (island[i] < 0) {
+                continue;
+            }
+            int root = root(island, i);
+            sizes.merge(root, 1, Integer::sum);
+            Set<String> values = reorders.computeIfAbsent(root, k -> new HashSet<>());
+            Node node = nodes.get(i);
+            for (String v : List.of(node.input(0), node.input(3))) {
+                int p = uses.producerIndex(v);
+                if (!v.isEmpty() && (p < 0 || island[p] < 0 && !writesBlocks(nodes.get(p), model, shapes))) {
+                    values.add(v);
+                }
+            }
+            if (uses.readers(node.output()).stream().anyMatch(r -> !r.op().equals("conv2d")
+                    && !poolsBlocks(r, node.output()) || r.op().equals("conv2d") && !candidate[nodes.indexOf(r)])) {
+                values.add(node.output());
             }
         }
         Set<String> blocked = new HashSet<>();
         for (int i = 0; i < nodes.size(); i++) {
-            if (island[i] >= 0 && sizes.get(root(island, i)) >= MIN_ISLAND) {
+            int root = island[i] < 0 ? -1 : root(island, i);
+            if (root >= 0 && sizes.get(root) >= MIN_ISLAND
+                    && sizes.get(root) >= CONVS_PER_REORDER * reorders.get(root).size()) {
                 blocked.add(nodes.get(i).output());
             }
         }
@@ -125,7 +152,7 @@ public final class Layouts {
 
     /**
      * Until none is left, drops each candidate that would need a reorder (for its x or residual,
-     * or for a reader outside) of a map larger than {@link #REORDER_PIXELS}; a stem that writes
+     * or for a reader outside) of a tensor larger than {@link #REORDER_FLOATS}; a stem that writes
      * blocks needs none. A reorder reads and writes the whole tensor with one gather a pixel:
      * MobileNetV2's 96@56 and 144@56 took 0.10-0.26 ms in the network, where the expansion fused
      * into the depthwise conv ({@code expand_depthwise}) runs the pair in NCHW faster.
@@ -144,11 +171,11 @@ public final class Layouts {
                 for (String v : List.of(node.input(0), node.input(3))) {
                     int p = uses.producerIndex(v);
                     boolean outside = p < 0 ? !v.isEmpty() : !candidate[p] && !writesBlocks(nodes.get(p), model, shapes);
-                    large |= outside && pixels(shapes.get(v)) > REORDER_PIXELS;
+                    large |= outside && floatsPerImage(shapes.get(v)) > REORDER_FLOATS;
                 }
                 boolean readOutside = model.graph().outputs().contains(node.output()) || uses.readers(node.output())
                         .stream().anyMatch(r -> !candidate[nodes.indexOf(r)] && !poolsBlocks(r, node.output()));
-                large |= readOutside && pixels(shapes.get(node.output())) > REORDER_PIXELS;
+                large |= readOutside && floatsPerImage(shapes.get(node.output())) > REORDER_FLOATS;
                 if (large) {
                     candidate[i] = false;
                     changed = true;
@@ -163,11 +190,15 @@ public final class Layouts {
                 && !node.attributes().has("layout");
     }
 
-    /** Maps up to which a reorder is cheap enough to start or end an island: 28x28. */
-    static final int REORDER_PIXELS = 28 * 28;
+    /**
+     * Floats per image up to which a reorder is cheap enough to start or end an island: 512 KB,
+     * half of L2. MobileNetV2's 144@28 (113K floats) paid for itself; efficientnet_b0's 240@28
+     * (188K) took 0.15 ms and cost the expansion before it its fusion into the depthwise conv.
+     */
+    static final long REORDER_FLOATS = 128 * 1024;
 
-    private static long pixels(Shape shape) {
-        return (long) shape.dim(2) * shape.dim(3);
+    private static long floatsPerImage(Shape shape) {
+        return (long) shape.dim(1) * shape.dim(2) * shape.dim(3);
     }
 
     /** The value {@code v} reordered to {@code layout}: the first reader adds the reorder node. */

@@ -100,7 +100,8 @@ class NchwcTest {
                 new Case(1, 2 * BLOCK, 4 * BLOCK, 14, 14, 1, 1, "none", true),
                 new Case(2, BLOCK, 6 * BLOCK, 3, 4, 1, 1, "hardswish", true),
                 new Case(1, 4 * BLOCK, 5 * BLOCK, 1, 7, 1, 1, "silu", false),
-                new Case(3, 2 * BLOCK, 3 * BLOCK, 5, 5, 1, 1, "none", true, true));
+                new Case(3, 2 * BLOCK, 3 * BLOCK, 5, 5, 1, 1, "none", true, true),
+                new Case(2, 3 * BLOCK, BLOCK, 4, 5, 1, 1, "hardswish", false, true));
     }
 
     static Stream<Case> depthwise() {

@@ -43,10 +43,10 @@ class LayoutsTest {
     }
 
     /**
-     * A stem, then dw, pw + the stem's output as residual, dw stride 2, pw (the island), each pw's
-     * output also pooled outside it.
+     * A stem, then dw, pw + the stem's output as residual, dw stride 2, pw, and {@code more} dw, pw
+     * pairs (the island), the first and last pw's outputs pooled outside it.
      */
-    private static Model network(int channels) {
+    private static Model network(int channels, int more) {
         GraphBuilder b = Graph.builder("island");
         String x = b.input("x", Shape.of(-1, BLOCK, -1, -1));
         String stem = conv(b, "stem", x, BLOCK, channels, 3, 1, false, "relu");
@@ -54,9 +54,13 @@ class LayoutsTest {
         String pw1 = b.op("conv2d", "pw1", Attributes.of("activation", "none"), dw1,
                 b.parameter("pw1.weight", channels, channels, 1, 1), b.parameter("pw1.bias", channels), stem);
         String dw2 = conv(b, "dw2", pw1, channels, channels, 3, 2, true, "hardswish");
-        String pw2 = conv(b, "pw2", dw2, channels, channels, 1, 1, false, "relu");
+        String y = conv(b, "pw2", dw2, channels, channels, 1, 1, false, "relu");
+        for (int i = 3; i < 3 + more; i++) {
+            y = conv(b, "dw" + i, y, channels, channels, 3, 1, true, "relu");
+            y = conv(b, "pw" + i, y, channels, channels, 1, 1, false, "silu");
+        }
         String pooled = b.op("add", "sum", Attributes.of(), b.op("global_avg_pool", "pool1", Attributes.of(), pw1),
-                b.op("global_avg_pool", "pool2", Attributes.of(), pw2));
+                b.op("global_avg_pool", "pool2", Attributes.of(), y));
         return withWeights(b.output(pooled).build());
     }
 
@@ -79,7 +83,7 @@ class LayoutsTest {
 
     @Test
     void anIslandRunsInBlocksBetweenReorders() {
-        Model model = network(C);
+        Model model = network(C, 2);
         Model rewritten = blocked(model, Shape.of(1, BLOCK, 9, 7));
         List<String> steps = rewritten.graph().nodes().stream()
                 .map(n -> n.op() + (n.op().equals("reorder") ? " " + n.input(0) + " to " + n.attributes()
@@ -88,8 +92,9 @@ class LayoutsTest {
         // The stem's output goes to blocks once, for dw1's x and pw1's residual; the pools read
         // pw1's and pw2's outputs as blocks.
         assertEquals(List.of("conv2d stem nchw", "reorder stem to nchwc", "conv2d dw1 nchwc", "conv2d pw1 nchwc",
-                "conv2d dw2 nchwc", "conv2d pw2 nchwc", "global_avg_pool pool1 nchwc", "global_avg_pool pool2 nchwc",
-                "add sum nchw"), steps);
+                "conv2d dw2 nchwc", "conv2d pw2 nchwc", "conv2d dw3 nchwc", "conv2d pw3 nchwc", "conv2d dw4 nchwc",
+                "conv2d pw4 nchwc", "global_avg_pool pool1 nchwc", "global_avg_pool pool2 nchwc", "add sum nchw"),
+                steps);
         Node pw1 = rewritten.graph().nodes().get(3);
         assertEquals(List.of("dw1", "stem.nchwc"), List.of(pw1.input(0), pw1.input(3)));
         for (Shape input : new Shape[] {Shape.of(1, BLOCK, 9, 7), Shape.of(3, BLOCK, 20, 19)}) {
@@ -107,7 +112,7 @@ class LayoutsTest {
             String x = b.input("x", Shape.of(-1, 3, -1, -1));
             String stem = conv(b, "stem", x, 3, C, 3, 2, false, "relu");
             String y = stem;
-            for (int i = 0; i < 2; i++) {
+            for (int i = 0; i < 4; i++) {
                 y = conv(b, "dw" + i, y, C, C, 3, 1, true, "relu");
                 y = conv(b, "pw" + i, y, C, C, 1, 1, false, "relu");
             }
@@ -134,17 +139,20 @@ class LayoutsTest {
     @Test
     void smallIslandsAndChannelsOffTheBlockStayInPlanes() {
         // Channels that are not a multiple of the block: no candidate.
-        Model offBlock = network(C + 4);
+        Model offBlock = network(C + 4, 2);
         assertSame(offBlock, blocked(offBlock, Shape.of(1, BLOCK, 9, 7)));
         // On a 2x1 map only the depthwise convs are candidates (the 1x1 convs' maps are smaller
         // than a tile), and they are not linked.
-        Model small = network(C);
+        Model small = network(C, 2);
         assertSame(small, blocked(small, Shape.of(1, BLOCK, 2, 1)));
+        // Four convs for one reorder (the stem's output) do not pay for it.
+        Model few = network(C, 0);
+        assertSame(few, blocked(few, Shape.of(1, BLOCK, 9, 7)));
     }
 
     @Test
     void anUnknownLayoutOptionIsRefused() {
-        var e = assertThrows(SquallException.class, () -> Backends.select("jvm").compile(network(C), OPERATORS,
+        var e = assertThrows(SquallException.class, () -> Backends.select("jvm").compile(network(C, 2), OPERATORS,
                 Map.of("layout", "nhwc")));
         assertTrue(e.getMessage().contains("layout=\"nhwc\" should be \"auto\" or \"nchw\""), e.getMessage());
     }
