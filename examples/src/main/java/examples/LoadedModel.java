@@ -180,6 +180,9 @@ record LoadedModel(String description, Model model, int resolution, Preprocessin
         if (options.threads != null) {
             backendOptions.put("threads", options.threads.toString());
         }
+        if (options.layout != null) {
+            backendOptions.put("layout", options.layout);
+        }
         return backend.compile(model, Operators.discover(), backendOptions);
     }
 

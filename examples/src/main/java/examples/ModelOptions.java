@@ -25,4 +25,9 @@ final class ModelOptions {
     @Option(names = "--threads", paramLabel = "T",
             description = "Worker threads of the jvm backend (default: all cores).")
     Integer threads;
+
+    @Option(names = "--layout", paramLabel = "L",
+            description = "Layout of the jvm backend: auto (blocked NCHWc islands where they pay, the default) "
+                    + "or nchw.")
+    String layout;
 }

@@ -57,7 +57,7 @@ class DeterminismTest {
     /** What the README's error catalogue says about thread counts: measured, and bounded. */
     @Test
     void oneAndTwoThreadsAgree() {
-        for (String network : new String[] {"mobilenet_v3_small", "efficientnet_b0"}) {
+        for (String network : new String[] {"mobilenet_v1", "mobilenet_v3_small", "efficientnet_b0"}) {
             Tensor in = ConcurrencyTest.input(4, 2, 64);
             float[][] outputs = new float[2][];
             for (int threads = 1; threads <= 2; threads++) {
