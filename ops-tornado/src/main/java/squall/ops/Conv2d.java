@@ -28,7 +28,7 @@ import squall.ops.cpu.StemConv;
  * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}). With the
  * attribute {@code layout} = "nchwc", x, residual and output are stored in the JVM backend's
  * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Layouts.blockChannels}): only 1x1 convs and
- * 3x3 depthwise convs, on the JVM backend; with "nchwc_output" only the output is, for a 3x3
+ * 3x3 and 5x5 depthwise convs, on the JVM backend; with "nchwc_output" only the output is, for a 3x3
  * stride-2 stem.
  */
 final class Conv2d implements Operator {
@@ -104,7 +104,7 @@ final class Conv2d implements Operator {
                 || layout.equals("nchwc_output") && residual == null && inputScale == null
                 && NchwcStem.supports(w, groups, inChannels, outChannels, output.dim(3));
         if (!layout.equals("nchw") && (pooled(node) || !blockable)) {
-            throw Check.bad(node, "layout \"" + layout + "\" is only for 1x1 convs and 3x3 depthwise convs "
+            throw Check.bad(node, "layout \"" + layout + "\" is only for 1x1 convs and 3x3 or 5x5 depthwise convs "
                     + "(\"nchwc\") or a 3x3 stride-2 stem (\"nchwc_output\"), no pool_output, with channels a "
                     + "multiple of " + Nchwc.BLOCK + " (Layouts.blockChannels makes them); this one has x " + x
                     + ", weight " + weight + ", groups " + groups + " and " + window);
@@ -124,7 +124,7 @@ final class Conv2d implements Operator {
         return layout;
     }
 
-    /** A 3x3 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
+    /** A 3x3 or 5x5 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
     public static boolean depthwiseBlocked(int[] window, int groups, int inChannels, int outChannels) {
         return groups == inChannels && outChannels == inChannels && NchwcDepthwise.supports(window, inChannels);
     }
@@ -241,10 +241,10 @@ final class Conv2d implements Operator {
                     outChannels, outHeight, outWidth, g.activation());
         }
         if (layout(context.node()).equals("nchwc")) {
-            // Checked in geometry(): a 3x3 depthwise or a 1x1 conv.
+            // Checked in geometry(): a 3x3 or 5x5 depthwise or a 1x1 conv.
             return g.groups() > 1
-                    ? new NchwcDepthwise(input, weight, bias, output, window[2], g.batch(), inChannels, inHeight,
-                            inWidth, g.activation())
+                    ? new NchwcDepthwise(input, weight, bias, output, window[0], window[2], g.batch(), inChannels,
+                            inHeight, inWidth, g.activation())
                     : new NchwcPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
                             outChannels, outHeight * outWidth, g.activation(), inputScale);
         }

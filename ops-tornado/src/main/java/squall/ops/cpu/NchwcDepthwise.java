@@ -10,7 +10,7 @@ import squall.ops.Activation;
 import squall.ops.Split;
 
 /**
- * A 3x3 depthwise conv, padding 1, stride 1 or 2, in {@link Nchwc} blocks: a vector holds one
+ * A 3x3 or 5x5 depthwise conv, 'same' padding, stride 1 or 2, in {@link Nchwc} blocks: a vector holds one
  * pixel's BLOCK channels, so every tap is one FMA with no shuffle. At stride 1 a 3x3 window of
  * input vectors rolls along the row (3 loads and 9 FMAs an output); at stride 2 each output loads
  * its nine inputs. Taps outside the image are zero vectors through the same FMAs, so the sums run
@@ -27,6 +27,8 @@ public final class NchwcDepthwise implements CpuKernel {
     private final float[] weight;
     private final float[] bias;
     private final float[] output;
+    /** 3 or 5. */
+    private final int kernel;
     private final int stride;
     private final int blocks;
     private final int height;
@@ -42,10 +44,11 @@ public final class NchwcDepthwise implements CpuKernel {
     private final boolean inPlace;
 
     /** Shapes: input [batch, channels, height, width], output [batch, channels, outHeight, outWidth], blocked; weight [channels, 1, 3, 3]. */
-    public NchwcDepthwise(float[] input, float[] weight, float[] bias, float[] output, int stride, int batch,
-                          int channels, int height, int width, int activation) {
+    public NchwcDepthwise(float[] input, float[] weight, float[] bias, float[] output, int kernel, int stride,
+                          int batch, int channels, int height, int width, int activation) {
         this.input = input;
-        this.weight = Nchwc.toBlocks(weight, 1, channels, 9);
+        this.kernel = kernel;
+        this.weight = Nchwc.toBlocks(weight, 1, channels, kernel * kernel);
         this.bias = bias;
         this.output = output;
         this.stride = stride;
@@ -65,19 +68,34 @@ public final class NchwcDepthwise implements CpuKernel {
         }
     }
 
-    /** Whether a depthwise conv (groups = channels) with this window runs here. */
+    /** Whether a depthwise conv (groups = channels) with this window runs here: 3x3 or 5x5, 'same' padding, stride 1 or 2. */
     public static boolean supports(int[] window, int channels) {
-        return Nchwc.fits(channels) && window[0] == 3 && window[1] == 3 && window[2] == window[3]
-                && (window[2] == 1 || window[2] == 2) && window[4] == 1 && window[5] == 1 && window[6] == 1
-                && window[7] == 1 && window[8] == 1 && window[9] == 1;
+        int k = window[0];
+        int pad = k / 2;
+        return Nchwc.fits(channels) && (k == 3 || k == 5) && window[1] == k && window[2] == window[3]
+                && (window[2] == 1 || window[2] == 2) && window[4] == pad && window[5] == pad && window[6] == pad
+                && window[7] == pad && window[8] == 1 && window[9] == 1;
     }
 
     @Override
     public void run(Workers workers) {
+        int after = Vectors.isClamp(activation) ? Activation.NONE : activation;
+        if (kernel == 5) {
+            Split.ranges(workers, blocks, (from, to) -> {
+                float[] padded = Scratch.floats((height + 4) * (width + 4) * BLOCK);
+                for (int block = from; block < to; block++) {
+                    plane5x5(block, padded);
+                    if (after != Activation.NONE) {
+                        int at = block * outHeight * outWidth * BLOCK;
+                        Vectors.finish(after, output, at, at + outHeight * outWidth * BLOCK, null);
+                    }
+                }
+            });
+            return;
+        }
         // Items (block of channels, band of output rows): a map with few blocks still splits. In
         // place, a band would overwrite the row above the next band: one band per block.
         int bands = inPlace ? 1 : Math.max(1, Math.min(outHeight, (16 + blocks - 1) / blocks));
-        int after = Vectors.isClamp(activation) ? Activation.NONE : activation;
         int rowSize = width * BLOCK;
         Split.ranges(workers, blocks * bands, (from, to) -> {
             float[] rows = inPlace ? Scratch.floats(2 * rowSize) : null;
@@ -167,6 +185,62 @@ public final class NchwcDepthwise implements CpuKernel {
         acc = b2.fma(t7, acc);
         acc = z.fma(t8, acc);
         acc.max(lo).min(hi).intoArray(output, at);
+    }
+
+    /**
+     * 5x5, stride 1 or 2, one block: the plane copied once into {@code padded} with two zero rows
+     * and columns around it (so in place reads only the copy), then per output 25 loads and FMAs.
+     */
+    private void plane5x5(int block, float[] padded) {
+        int paddedWidth = width + 4;
+        java.util.Arrays.fill(padded, 0, (height + 4) * paddedWidth * BLOCK, 0f);
+        for (int y = 0; y < height; y++) {
+            System.arraycopy(input, (block * height + y) * width * BLOCK, padded,
+                    ((y + 2) * paddedWidth + 2) * BLOCK, width * BLOCK);
+        }
+        int wt = block % (weight.length / (25 * BLOCK)) * 25 * BLOCK;
+        FloatVector b = FloatVector.fromArray(SPECIES, bias, wt / 25);
+        FloatVector z = FloatVector.zero(SPECIES);
+        float lo = lower;
+        float hi = upper;
+        int rowStep = paddedWidth * BLOCK;
+        int step = stride * BLOCK;
+        int at = block * outHeight * outWidth * BLOCK;
+        for (int oy = 0; oy < outHeight; oy++) {
+            for (int ox = 0; ox < outWidth; ox += 2, at += 2 * BLOCK) {
+                // Two outputs (the second repeats the first at the row's odd end, stored once),
+                // each in two sums (even and odd columns of the window): four chains of FMAs, not
+                // one of 25 whose latency the out-of-order window cannot hide. Written out in full
+                // (weights in registers), the method was too large for C2 and ran interpreted.
+                int r = (stride * oy * paddedWidth + stride * ox) * BLOCK;
+                int q = ox + 1 < outWidth ? r + step : r;
+                FloatVector a0 = b, a1 = z, c0 = b, c1 = z;
+                for (int ky = 0; ky < 5; ky++, r += rowStep, q += rowStep) {
+                    int t = wt + ky * 5 * BLOCK;
+                    FloatVector w0 = FloatVector.fromArray(SPECIES, weight, t);
+                    FloatVector w1 = FloatVector.fromArray(SPECIES, weight, t + BLOCK);
+                    FloatVector w2 = FloatVector.fromArray(SPECIES, weight, t + 2 * BLOCK);
+                    FloatVector w3 = FloatVector.fromArray(SPECIES, weight, t + 3 * BLOCK);
+                    FloatVector w4 = FloatVector.fromArray(SPECIES, weight, t + 4 * BLOCK);
+                    a0 = FloatVector.fromArray(SPECIES, padded, r).fma(w0, a0);
+                    c0 = FloatVector.fromArray(SPECIES, padded, q).fma(w0, c0);
+                    a1 = FloatVector.fromArray(SPECIES, padded, r + BLOCK).fma(w1, a1);
+                    c1 = FloatVector.fromArray(SPECIES, padded, q + BLOCK).fma(w1, c1);
+                    a0 = FloatVector.fromArray(SPECIES, padded, r + 2 * BLOCK).fma(w2, a0);
+                    c0 = FloatVector.fromArray(SPECIES, padded, q + 2 * BLOCK).fma(w2, c0);
+                    a1 = FloatVector.fromArray(SPECIES, padded, r + 3 * BLOCK).fma(w3, a1);
+                    c1 = FloatVector.fromArray(SPECIES, padded, q + 3 * BLOCK).fma(w3, c1);
+                    a0 = FloatVector.fromArray(SPECIES, padded, r + 4 * BLOCK).fma(w4, a0);
+                    c0 = FloatVector.fromArray(SPECIES, padded, q + 4 * BLOCK).fma(w4, c0);
+                }
+                a0.add(a1).max(lo).min(hi).intoArray(output, at);
+                if (ox + 1 < outWidth) {
+                    c0.add(c1).max(lo).min(hi).intoArray(output, at + BLOCK);
+                } else {
+                    at -= BLOCK;
+                }
+            }
+        }
     }
 
     /** Stride 2, output row oy of one block: nine loads an output vector, none of them shuffled. */

@@ -42,7 +42,7 @@ public final class Layouts {
     }
 
     /**
-     * Marks the convs that the blocked kernels run (1x1 convs, 3x3 depthwise convs at stride 1 or
+     * Marks the convs that the blocked kernels run (1x1 convs, 3x3 and 5x5 depthwise convs at stride 1 or
      * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; an input scale only on a 1x1 conv; no pooled
      * output; not a graph output) and that form islands of at least {@link #MIN_ISLAND} convs, each
      * linked to the one whose output it reads as x. Each value an island

@@ -87,7 +87,8 @@ class NchwcTest {
 
         @Override
         public String toString() {
-            return (kernel == 1 ? "1x1 " + in + "->" + out : "depthwise 3x3 s" + stride + " " + in) + " @" + height
+            return (kernel == 1 ? "1x1 " + in + "->" + out : "depthwise " + kernel + "x" + kernel + " s" + stride + " "
+                    + in) + " @" + height
                     + "x" + width + ", batch " + batch + ", " + activation + (residual ? ", residual" : "")
                     + (scaled ? ", input scale" : "");
         }
@@ -112,7 +113,11 @@ class NchwcTest {
                 new Case(1, 3 * BLOCK, 3 * BLOCK, 40, 33, 3, 1, "none", false),
                 new Case(1, BLOCK, BLOCK, 2, 9, 3, 2, "relu", false),
                 new Case(2, 2 * BLOCK, 2 * BLOCK, 7, 7, 3, 2, "silu", false),
-                new Case(1, BLOCK, BLOCK, 1, 1, 3, 2, "none", false));
+                new Case(1, BLOCK, BLOCK, 1, 1, 3, 2, "none", false),
+                new Case(2, 2 * BLOCK, 2 * BLOCK, 7, 5, 5, 1, "relu", false),
+                new Case(1, BLOCK, BLOCK, 14, 14, 5, 1, "silu", false),
+                new Case(1, 3 * BLOCK, 3 * BLOCK, 9, 6, 5, 2, "relu6", false),
+                new Case(2, BLOCK, BLOCK, 2, 1, 5, 2, "hardswish", false));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -133,7 +138,7 @@ class NchwcTest {
     private static void check(Case c, Class<?> kernelType, boolean inPlace) {
         Random random = new Random(c.hashCode());
         Operator conv = BUILTIN.get("conv2d");
-        boolean depthwise = c.kernel() == 3;
+        boolean depthwise = c.kernel() > 1;
         Shape x = Shape.of(c.batch(), c.in(), c.height(), c.width());
         Shape y = Shape.of(c.batch(), c.out(), (c.height() - 1) / c.stride() + 1, (c.width() - 1) / c.stride() + 1);
         List<Shape> shapes = new ArrayList<>(List.of(x, Shape.of(c.out(), depthwise ? 1 : c.in(), c.kernel(),
@@ -240,6 +245,11 @@ class NchwcTest {
             var e = assertThrows(SquallException.class, () -> conv.outputShapes(node, shapes));
             assertTrue(e.getMessage().contains("layout \"nchwc\" is only for 1x1 convs"), e.getMessage());
         }
+        // A 5x5 depthwise conv without 'same' padding.
+        Node unpadded = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), blocked.with("groups", BLOCK));
+        var e5 = assertThrows(SquallException.class, () -> conv.outputShapes(unpadded,
+                List.of(Shape.of(1, BLOCK, 8, 8), Shape.of(BLOCK, 1, 5, 5))));
+        assertTrue(e5.getMessage().contains("is only for 1x1 convs and 3x3 or 5x5"), e5.getMessage());
         Node unknown = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("layout", "nhwc"));
         var e = assertThrows(SquallException.class, () -> conv.outputShapes(unknown,
                 List.of(Shape.of(1, 4, 8, 8), Shape.of(4, 4, 1, 1))));
