@@ -125,12 +125,12 @@ final class Conv2d implements Operator {
     }
 
     /** A 3x3 or 5x5 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
-    public static boolean depthwiseBlocked(int[] window, int groups, int inChannels, int outChannels) {
+    private static boolean depthwiseBlocked(int[] window, int groups, int inChannels, int outChannels) {
         return groups == inChannels && outChannels == inChannels && NchwcDepthwise.supports(window, inChannels);
     }
 
     /** A 1x1 conv (stride 1, no padding, groups 1) that {@link NchwcPointwise} runs in the blocked layout. */
-    public static boolean pointwiseBlocked(int[] window, int groups, int inChannels, int outChannels, Shape output) {
+    private static boolean pointwiseBlocked(int[] window, int groups, int inChannels, int outChannels, Shape output) {
         return groups == 1 && window[0] == 1 && window[1] == 1 && !GemmConv.needsColumns(window)
                 && NchwcPointwise.supports(inChannels, outChannels, output.dim(2) * output.dim(3));
     }
@@ -194,7 +194,8 @@ final class Conv2d implements Operator {
      * has read an output plane's input before it writes the plane ({@link DepthwiseConv}'s direct
      * kernels copy each plane first, its phase planes and {@link DepthwiseChannelsInLanes}'s tiles
      * are copies), and no plane's output lands on another plane's input. In the blocked layout,
-     * {@link NchwcDepthwise} keeps the input row above the one it writes.
+     * {@link NchwcDepthwise} keeps the input row above the one it writes (3x3) or copies the plane
+     * (5x5).
      */
     @Override
     public boolean writesInPlace(Node node, List<Shape> inputShapes) {

@@ -12,7 +12,7 @@ import squall.ops.cpu.Nchwc;
 /**
  * {@code reorder}: x [N,C,H,W] to the same values in another layout, attribute {@code to} =
  * "nchwc" (the JVM backend's blocked layout, {@link Nchwc}) or "nchw". The JVM backend's
- * plan-time pass {@code Passes.blockChannels} puts one at each edge of an island of blocked convs.
+ * plan-time pass {@code Layouts.blockChannels} puts one at each edge of an island of blocked convs.
  * Importers do not make it, and it has no portable kernel.
  */
 final class Reorder implements Operator {
@@ -50,7 +50,7 @@ final class Reorder implements Operator {
     @Override
     public List<KernelCall> kernels(KernelContext context) {
         throw Check.bad(context.node(), "reorder has no portable kernel: it comes from the JVM backend's plan-time "
-                + "pass Passes.blockChannels; keep the graph in NCHW for other backends");
+                + "pass Layouts.blockChannels; keep the graph in NCHW for other backends");
     }
 
     @Override

@@ -8,7 +8,7 @@ import squall.ops.Split;
 
 /**
  * The blocked layout NCHWc that the JVM backend computes in between the stem and the head where
- * {@code Passes.blockChannels} finds an island of convs for it: an activation [N, C, H, W] is
+ * {@code Layouts.blockChannels} finds an island of convs for it: an activation [N, C, H, W] is
  * stored as [N][C / BLOCK][H][W][BLOCK], BLOCK = one vector's lanes (16 floats with AVX-512, 8
  * with AVX2), so a vector holds one pixel's channels and a 1x1 conv or a depthwise conv never
  * shuffles (the layout of ONNX Runtime's MLAS, CPU-KERNELS.md rounds 19-20). Shapes stay NCHW;
@@ -21,6 +21,9 @@ public final class Nchwc implements CpuKernel {
     static final VectorSpecies<Float> SPECIES = Vectors.SPECIES;
     /** Channels per block: one vector. */
     public static final int BLOCK = Vectors.LANES;
+    /** Offsets of BLOCK pixels' same channel in a block: 0, BLOCK, 2·BLOCK, ... */
+    private static final int[] PIXEL_OFFSETS = java.util.stream.IntStream.range(0, BLOCK)
+            .map(i -> i * BLOCK).toArray();
 
     private final float[] input;
     private final float[] output;
@@ -29,8 +32,6 @@ public final class Nchwc implements CpuKernel {
     private final int pixels;
     /** Offsets of a pixel's BLOCK channels in a plane-major block: 0, pixels, 2·pixels, ... */
     private final int[] channelOffsets = new int[BLOCK];
-    /** Offsets of BLOCK pixels' same channel in a block: 0, BLOCK, 2·BLOCK, ... */
-    private static final int[] PIXEL_OFFSETS = java.util.stream.IntStream.range(0, BLOCK).map(i -> i * BLOCK).toArray();
 
     /** Reorders [batch, channels, pixels] to blocks ({@code toBlocks}) or back. */
     public Nchwc(float[] input, float[] output, boolean toBlocks, int batch, int channels, int pixels) {

@@ -3,6 +3,7 @@ package squall.ops.passes;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.HashSet;
+import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -42,32 +43,57 @@ public final class Layouts {
     }
 
     /**
-     * Marks the convs that the blocked kernels run (1x1 convs, 3x3 and 5x5 depthwise convs at stride 1 or
-     * 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; an input scale only on a 1x1 conv; no pooled
-     * output; not a graph output) and that form islands of at least {@link #MIN_ISLAND} convs, each
-     * linked to the one whose output it reads as x. Each value an island
-     * reads from outside goes through one {@code reorder} to "nchwc", unless a stem ({@link
-     * NchwcStem}) writes it and only the island reads it: then the stem writes blocks (layout
-     * "nchwc_output"). Each value the island writes that a node outside reads goes through one
-     * {@code reorder} to "nchw", but a global average pool reads blocks as they are (layout
+     * Marks the convs that the blocked kernels run (1x1 convs; 3x3 and 5x5 depthwise convs at
+     * stride 1 or 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; an input scale
+     * only on a 1x1 conv; no pooled output; not a graph output) and that form islands of at least
+     * {@link #MIN_ISLAND} convs, each linked to the one whose output it reads as x. Each value an
+     * island reads from outside goes through one {@code reorder} to "nchwc", unless a stem
+     * ({@link NchwcStem}) writes it and only the island reads it: then the stem writes blocks
+     * (layout "nchwc_output"). Each value the island writes that a node outside reads goes through
+     * one {@code reorder} to "nchw", but a global average pool reads blocks as they are (layout
      * "nchwc"). Needs concrete shapes.
      */
     public static Model blockChannels(Model model, Map<String, Shape> shapes) {
-        Graph graph = model.graph();
-        List<Node> nodes = graph.nodes();
-        Passes.Uses uses = new Passes.Uses(graph);
+        List<Node> nodes = model.graph().nodes();
+        Passes.Uses uses = new Passes.Uses(model.graph());
+        Map<Node, Integer> index = new IdentityHashMap<>();
+        for (int i = 0; i < nodes.size(); i++) {
+            index.put(nodes.get(i), i);
+        }
         boolean[] candidate = new boolean[nodes.size()];
         for (int i = 0; i < nodes.size(); i++) {
             candidate[i] = runsBlocked(nodes.get(i), model, shapes);
         }
-        dropLargeReorders(candidate, model, shapes, uses);
+        dropLargeReorders(candidate, model, shapes, uses, index);
+        Set<String> blocked = islands(candidate, model, shapes, uses, index);
+        if (blocked.isEmpty()) {
+            return model;
+        }
+        // A stem whose output only the island reads writes blocks itself: no reorder.
+        Set<String> stems = new HashSet<>();
+        for (Node stem : nodes) {
+            if (writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
+                    r -> blocked.contains(r.output()) && readsAsXOrResidual(r, stem.output()))) {
+                stems.add(stem.output());
+            }
+        }
+        blocked.addAll(stems);
+        return rewrite(model, blocked, stems);
+    }
+
+    /**
+     * The outputs of the candidates that form islands worth their reorders: linked by x (union-find),
+     * with at least {@link #MIN_ISLAND} convs and {@link #CONVS_PER_REORDER} per reorder.
+     */
+    private static Set<String> islands(boolean[] candidate, Model model, Map<String, Shape> shapes,
+                                       Passes.Uses uses, Map<Node, Integer> index) {
+        List<Node> nodes = model.graph().nodes();
         int[] island = new int[nodes.size()];
         for (int i = 0; i < nodes.size(); i++) {
             island[i] = candidate[i] ? i : -1;
         }
-        // Union-find over candidate convs, each linked to the one that writes its x. Residuals do
-        // not link: EfficientNetV2's 1x1 projections, chained only by their residuals, each read x
-        // from a dense 3x3 conv and would each take two reorders.
+        // Residuals do not link: EfficientNetV2's 1x1 projections, chained only by their
+        // residuals, each read x from a dense 3x3 conv and would each take two reorders.
         for (int i = 0; i < nodes.size(); i++) {
             int p = uses.producerIndex(nodes.get(i).input(0));
             if (island[i] >= 0 && p >= 0 && island[p] >= 0) {
@@ -92,8 +118,7 @@ public final class Layouts {
                     values.add(v);
                 }
             }
-            if (uses.readers(node.output()).stream().anyMatch(r -> !r.op().equals("conv2d")
-                    && !poolsBlocks(r, node.output()) || r.op().equals("conv2d") && !candidate[nodes.indexOf(r)])) {
+            if (readOutside(node, candidate, model, uses, index)) {
                 values.add(node.output());
             }
         }
@@ -105,45 +130,42 @@ public final class Layouts {
                 blocked.add(nodes.get(i).output());
             }
         }
-        if (blocked.isEmpty()) {
-            return model;
-        }
-        // A stem whose output only the island reads writes blocks itself: no reorder.
-        Set<String> stems = new HashSet<>();
-        for (int i = 0; i < nodes.size(); i++) {
-            Node stem = nodes.get(i);
-            if (writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
-                    r -> blocked.contains(r.output()) && !r.input(1).equals(stem.output())
-                            && !r.input(2).equals(stem.output()) && !r.input(4).equals(stem.output()))) {
-                stems.add(stem.output());
-            }
-        }
-        blocked.addAll(stems);
-        Names names = new Names(graph);
+        return blocked;
+    }
+
+    private static boolean readsAsXOrResidual(Node reader, String v) {
+        return !reader.input(1).equals(v) && !reader.input(2).equals(v) && !reader.input(4).equals(v);
+    }
+
+    /** Whether a node outside the candidates, other than a pool of blocks, reads a candidate's output. */
+    private static boolean readOutside(Node node, boolean[] candidate, Model model, Passes.Uses uses,
+                                       Map<Node, Integer> index) {
+        return model.graph().outputs().contains(node.output()) || uses.readers(node.output()).stream()
+                .anyMatch(r -> !candidate[index.get(r)] && !poolsBlocks(r, node.output()));
+    }
+
+    /** The graph with the island's nodes marked and the reorders at its edges. */
+    private static Model rewrite(Model model, Set<String> blocked, Set<String> stems) {
+        Names names = new Names(model.graph());
         Map<String, String> toBlocks = new HashMap<>();
         Map<String, String> toPlanes = new HashMap<>();
         List<Node> rewritten = new ArrayList<>();
-        for (Node node : nodes) {
+        for (Node node : model.graph().nodes()) {
             boolean inIsland = !node.outputs().isEmpty() && blocked.contains(node.output());
             List<String> inputs = new ArrayList<>(node.inputs());
-            for (int k = 0; k < inputs.size(); k++) {
+            for (int k = 0; k < inputs.size() && !stems.contains(node.output()); k++) {
                 String v = inputs.get(k);
-                if (v.isEmpty()) {
-                    continue;
-                }
-                if (stems.contains(node.output())) {
-                    continue;
-                }
-                if (inIsland && (k == 0 || k == 3) && !blocked.contains(v)) {
+                if (inIsland && (k == 0 || k == 3) && !v.isEmpty() && !blocked.contains(v)) {
                     inputs.set(k, reorder(v, "nchwc", toBlocks, names, rewritten));
                 } else if (!inIsland && blocked.contains(v) && !poolsBlocks(node, v)) {
                     inputs.set(k, reorder(v, "nchw", toPlanes, names, rewritten));
                 }
             }
-            Attributes attributes = !inIsland ? node.attributes()
-                    : node.attributes().with("layout", stems.contains(node.output()) ? "nchwc_output" : "nchwc");
-            if (!inIsland && poolsBlocks(node, node.input(0)) && blocked.contains(node.input(0))) {
-                attributes = node.attributes().with("layout", "nchwc");
+            Attributes attributes = node.attributes();
+            if (inIsland) {
+                attributes = attributes.with("layout", stems.contains(node.output()) ? "nchwc_output" : "nchwc");
+            } else if (poolsBlocks(node, node.input(0)) && blocked.contains(node.input(0))) {
+                attributes = attributes.with("layout", "nchwc");
             }
             rewritten.add(new Node(node.name(), node.op(), inputs, node.outputs(), attributes));
         }
@@ -158,7 +180,7 @@ public final class Layouts {
      * into the depthwise conv ({@code expand_depthwise}) runs the pair in NCHW faster.
      */
     private static void dropLargeReorders(boolean[] candidate, Model model, Map<String, Shape> shapes,
-                                          Passes.Uses uses) {
+                                          Passes.Uses uses, Map<Node, Integer> index) {
         List<Node> nodes = model.graph().nodes();
         for (boolean changed = true; changed; ) {
             changed = false;
@@ -170,12 +192,12 @@ public final class Layouts {
                 boolean large = false;
                 for (String v : List.of(node.input(0), node.input(3))) {
                     int p = uses.producerIndex(v);
-                    boolean outside = p < 0 ? !v.isEmpty() : !candidate[p] && !writesBlocks(nodes.get(p), model, shapes);
+                    boolean outside = p < 0 ? !v.isEmpty()
+                            : !candidate[p] && !writesBlocks(nodes.get(p), model, shapes);
                     large |= outside && floatsPerImage(shapes.get(v)) > REORDER_FLOATS;
                 }
-                boolean readOutside = model.graph().outputs().contains(node.output()) || uses.readers(node.output())
-                        .stream().anyMatch(r -> !candidate[nodes.indexOf(r)] && !poolsBlocks(r, node.output()));
-                large |= readOutside && floatsPerImage(shapes.get(node.output())) > REORDER_FLOATS;
+                large |= readOutside(node, candidate, model, uses, index)
+                        && floatsPerImage(shapes.get(node.output())) > REORDER_FLOATS;
                 if (large) {
                     candidate[i] = false;
                     changed = true;
