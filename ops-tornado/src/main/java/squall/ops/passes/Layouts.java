@@ -33,8 +33,8 @@ public final class Layouts {
     /**
      * Convs an island needs for each reorder at its edges. efficientnet_b0's and
      * mobilenet_v3_large's 14x14 islands of 8 convs and 2 reorders tied or lost in the network
-     * (in-process A/B: b0 8.33 -> 8.62 ms, v3_large 5.81 -> 5.84); mobilenet_v2's 42 convs with
-     * one reorder, efficientnet_v2_s's 122 with one and mobilenet_v1's 27 with none gained
+     * (in-process A/B: b0 8.33 -> 8.62 ms, v3_large 5.81 -> 5.84); mobilenet_v2's 41 convs with
+     * one reorder, efficientnet_v2_s's 91 with one and mobilenet_v1's 26 with none gained
      * (CPU-KERNELS.md round 20).
      */
     static final int CONVS_PER_REORDER = 8;
@@ -240,46 +240,52 @@ public final class Layouts {
         return i;
     }
 
-    /** A conv that {@link NchwcPointwise} or {@link NchwcDepthwise} runs, whose output stays inside the graph. */
-    private static boolean runsBlocked(Node conv, Model model, Map<String, Shape> shapes) {
-        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1
-                || conv.attributes().getInt("pool_output", 0) != 0 || conv.attributes().has("layout")
-                || !model.weights().containsKey(conv.input(1)) || model.graph().outputs().contains(conv.output())) {
-            return false;
-        }
-        Shape x = shapes.get(conv.input(0));
-        Shape weight = shapes.get(conv.input(1));
-        Shape out = shapes.get(conv.output());
-        if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4) {
-            return false;
-        }
-        int[] window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
-        int groups = conv.attributes().getInt("groups", 1);
-        int channels = x.dim(1);
-        if (groups > 1) {
-            return groups == channels && weight.dim(0) == channels && conv.input(3).isEmpty() && conv.input(4).isEmpty()
-                    && NchwcDepthwise.supports(window, channels);
-        }
-        return weight.dim(2) == 1 && weight.dim(3) == 1 && window[2] == 1 && window[3] == 1 && window[4] == 0
-                && window[5] == 0 && window[6] == 0 && window[7] == 0
-                && NchwcPointwise.supports(channels, weight.dim(0), out.dim(2) * out.dim(3));
+    /** A conv2d's shapes and window, when it may change layout at all. */
+    private record Conv(Shape x, Shape weight, Shape out, int[] window, int groups) {
     }
 
-    /** A stem that {@link NchwcStem} runs: constant weights, no residual, input scale or pooled output. */
-    private static boolean writesBlocks(Node conv, Model model, Map<String, Shape> shapes) {
-        if (!conv.op().equals("conv2d") || conv.outputs().size() != 1 || !conv.input(3).isEmpty()
-                || !conv.input(4).isEmpty() || conv.attributes().has("layout") || conv.attributes().has("pool_output")
-                || !model.weights().containsKey(conv.input(1)) || model.graph().outputs().contains(conv.output())) {
-            return false;
+    /**
+     * The conv's shapes, or null: not a conv2d with one output, already laid out or pooled,
+     * weights not constant, its output a graph output, or shapes unknown.
+     */
+    private static Conv conv(Node node, Model model, Map<String, Shape> shapes) {
+        if (!node.op().equals("conv2d") || node.outputs().size() != 1 || node.attributes().has("layout")
+                || node.attributes().getInt("pool_output", 0) != 0 || !model.weights().containsKey(node.input(1))
+                || model.graph().outputs().contains(node.output())) {
+            return null;
         }
-        Shape x = shapes.get(conv.input(0));
-        Shape weight = shapes.get(conv.input(1));
-        Shape out = shapes.get(conv.output());
+        Shape x = shapes.get(node.input(0));
+        Shape weight = shapes.get(node.input(1));
+        Shape out = shapes.get(node.output());
         if (x == null || weight == null || out == null || x.rank() != 4 || weight.rank() != 4) {
+            return null;
+        }
+        int[] window = Window.of(node, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
+        return new Conv(x, weight, out, window, node.attributes().getInt("groups", 1));
+    }
+
+    /** A conv that {@link NchwcPointwise} or {@link NchwcDepthwise} runs. */
+    private static boolean runsBlocked(Node node, Model model, Map<String, Shape> shapes) {
+        Conv c = conv(node, model, shapes);
+        if (c == null) {
             return false;
         }
-        int[] window = Window.of(conv, weight.dim(2), weight.dim(3), new int[] {1, 1}).asArray();
-        return NchwcStem.supports(window, conv.attributes().getInt("groups", 1), x.dim(1), weight.dim(0), out.dim(3));
+        int channels = c.x().dim(1);
+        int[] w = c.window();
+        if (c.groups() > 1) {
+            return c.groups() == channels && c.weight().dim(0) == channels && node.input(3).isEmpty()
+                    && node.input(4).isEmpty() && NchwcDepthwise.supports(w, channels);
+        }
+        return c.weight().dim(2) == 1 && c.weight().dim(3) == 1 && w[2] == 1 && w[3] == 1 && w[4] == 0 && w[5] == 0
+                && w[6] == 0 && w[7] == 0
+                && NchwcPointwise.supports(channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3));
+    }
+
+    /** A stem that {@link NchwcStem} runs: no residual or input scale. */
+    private static boolean writesBlocks(Node node, Model model, Map<String, Shape> shapes) {
+        Conv c = conv(node, model, shapes);
+        return c != null && node.input(3).isEmpty() && node.input(4).isEmpty()
+                && NchwcStem.supports(c.window(), c.groups(), c.x().dim(1), c.weight().dim(0), c.out().dim(3));
     }
 
     /** Value names not yet taken in a graph. */
