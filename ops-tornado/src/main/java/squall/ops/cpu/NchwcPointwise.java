@@ -5,6 +5,7 @@ import static squall.ops.cpu.Nchwc.SPECIES;
 
 import jdk.incubator.vector.FloatVector;
 import squall.api.CpuKernel;
+import squall.api.Workers;
 import squall.ops.Activation;
 import squall.ops.Split;
 
@@ -75,9 +76,9 @@ public final class NchwcPointwise implements CpuKernel {
     }
 
     @Override
-    public void run(squall.api.Workers workers) {
+    public void run(Workers workers) {
         if (inputScale == null) {
-            run(workers, input, weight, 0, batch);
+            run(workers, input, weight, 0, batch, 0);
             return;
         }
         // W·(s ⊙ x) = (W ⊙ s)·x: each image's gate scales its input or the weights, whichever is
@@ -113,12 +114,8 @@ public final class NchwcPointwise implements CpuKernel {
         }
     }
 
-    private void run(squall.api.Workers workers, float[] x, float[] w, int firstImage, int lastImage) {
-        run(workers, x, w, firstImage, lastImage, 0);
-    }
-
     /** Images [firstImage, lastImage) of input {@code x} (image n from n·C·pixels + shift) with weights {@code w}. */
-    private void run(squall.api.Workers workers, float[] x, float[] w, int firstImage, int lastImage, int shift) {
+    private void run(Workers workers, float[] x, float[] w, int firstImage, int lastImage, int shift) {
         int tiles = (pixels + PIXELS - 1) / PIXELS;
         int groups = (outBlocks + 3) / 4;
         // Items (image, group of 4 output blocks, tile). With weights that stay in L2, groups inner:
