@@ -237,6 +237,11 @@ final class Conv2d implements Operator {
         int outHeight = g.outHeight();
         int outWidth = g.output().dim(3);
         float[] inputScale = context.input(4);
+        if (!layout(context.node()).equals("nchw") && !context.isConstant(1)) {
+            // The blocked kernels rearrange the weights once, when they are made.
+            throw Check.bad(context.node(), "layout \"" + layout(context.node()) + "\" needs constant weights (a "
+                    + "model parameter); Layouts.blockChannels only lays out such convs");
+        }
         if (layout(context.node()).equals("nchwc_output")) {
             return new NchwcStem(input, weight, bias, output, window, g.batch(), inChannels, inHeight, inWidth,
                     outChannels, outHeight, outWidth, g.activation());

@@ -10,20 +10,21 @@ import squall.ops.Activation;
 import squall.ops.Split;
 
 /**
- * A 3x3 or 5x5 depthwise conv, 'same' padding, stride 1 or 2, in {@link Nchwc} blocks: a vector holds one
- * pixel's BLOCK channels, so every tap is one FMA with no shuffle. At stride 1 a 3x3 window of
- * input vectors rolls along the row (3 loads and 9 FMAs an output); at stride 2 each output loads
- * its nine inputs. Taps outside the image are zero vectors through the same FMAs, so the sums run
- * from the bias in tap order 0..8, as {@link DepthwiseConv}'s do, and give the same bits.
- * Stride 1 has no branch per output: rows outside the image come from a row of zeros and the last
- * column is written out (with a branch per load, C2 recompiled the kernel after uncommon traps in
- * the network and it ran 6x slower there than alone, CPU-KERNELS.md round 19). Alone, on
- * MobileNetV1's layers, 0.94-1.2x as fast as the NCHW kernels at stride 1 on large maps, 2.6-4x on
- * 7x7, 1.9-3.8x at stride 2 (LayoutBench).
+ * A 3x3 or 5x5 depthwise conv, 'same' padding, stride 1 or 2, in {@link Nchwc} blocks: a vector
+ * holds one pixel's BLOCK channels, so every tap is one FMA with no shuffle. At stride 1 a 3x3
+ * window of input vectors rolls along two rows at once (4 loads and 18 FMAs for two outputs); at
+ * stride 2 each output loads its nine inputs; a 5x5 conv reads a padded copy of the plane. 3x3
+ * taps outside the image are zero vectors through the same FMAs, so the sums run from the bias in
+ * tap order 0..8, as {@link DepthwiseConv}'s do, and give the same bits. Stride 1 has no branch per
+ * output: rows outside the image come from a row of zeros and the last column is written out (with
+ * a branch per load, C2 recompiled the kernel after uncommon traps in the network and it ran 6x
+ * slower there than alone, CPU-KERNELS.md round 19). On MobileNetV1's layers, 2 threads, against
+ * the NCHW kernels: 1.04-1.18x as fast at stride 1, 2.5x on 7x7, 1.6-3.0x at stride 2
+ * (LayoutBench, round 20).
  */
 public final class NchwcDepthwise implements CpuKernel {
     private final float[] input;
-    /** [C / BLOCK][9][BLOCK]. */
+    /** [C / BLOCK][kernel · kernel][BLOCK]. */
     private final float[] weight;
     private final float[] bias;
     private final float[] output;

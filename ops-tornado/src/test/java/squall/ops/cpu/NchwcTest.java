@@ -188,6 +188,9 @@ class NchwcTest {
                     new boolean[] {false, true, true, false, false});
             CpuKernel kernel = conv.cpuKernel(context);
             assertInstanceOf(kernelType, kernel, c.toString());
+            var changingWeights = new JvmKernelContext(blocked, shapes, List.of(y), blockedInputs, outputs,
+                    new boolean[shapes.size()]);
+            assertThrows(SquallException.class, () -> conv.cpuKernel(changingWeights), "weights that may change");
             kernel.run(Workers.of(threads));
             CpuKernelsTest.assertAgrees(portable.output(0), Nchwc.toPlanes(outputs[0], c.batch(), c.out(), outPixels),
                     c + (inPlace ? ", in place, " : ", ") + threads + " threads");
