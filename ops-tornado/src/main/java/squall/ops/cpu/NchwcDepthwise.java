@@ -295,10 +295,15 @@ public final class NchwcDepthwise implements CpuKernel {
      */
     private void plane5x5(int block, float[] padded) {
         int paddedWidth = width + 4;
-        java.util.Arrays.fill(padded, 0, (height + 4) * paddedWidth * BLOCK, 0f);
+        int paddedRow = paddedWidth * BLOCK;
+        // Zeros only around the plane: the interior is copied over anyway.
+        java.util.Arrays.fill(padded, 0, 2 * paddedRow, 0f);
+        java.util.Arrays.fill(padded, (height + 2) * paddedRow, (height + 4) * paddedRow, 0f);
         for (int y = 0; y < height; y++) {
-            System.arraycopy(input, (block * height + y) * width * BLOCK, padded,
-                    ((y + 2) * paddedWidth + 2) * BLOCK, width * BLOCK);
+            int row = (y + 2) * paddedRow;
+            java.util.Arrays.fill(padded, row, row + 2 * BLOCK, 0f);
+            System.arraycopy(input, (block * height + y) * width * BLOCK, padded, row + 2 * BLOCK, width * BLOCK);
+            java.util.Arrays.fill(padded, row + (width + 2) * BLOCK, row + paddedRow, 0f);
         }
         int wt = block % (weight.length / (25 * BLOCK)) * 25 * BLOCK;
         FloatVector b = FloatVector.fromArray(SPECIES, bias, wt / 25);

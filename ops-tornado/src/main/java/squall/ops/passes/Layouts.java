@@ -26,8 +26,9 @@ import squall.ops.cpu.NchwcStem;
  */
 public final class Layouts {
     /**
-     * Convs an island needs to pay for its reorders. MobileNetV1's 26 convs between the stem and
-     * the head form one island (CPU-KERNELS.md round 20).
+     * The fewest convs an island has, with or without reorders (one with none still pays its
+     * own setup only over a few layers). MobileNetV1's 26 convs between the stem and the head form
+     * one island with no reorder (CPU-KERNELS.md round 20).
      */
     static final int MIN_ISLAND = 4;
     /**
