@@ -12,6 +12,7 @@ import squall.ops.cpu.DepthwiseChannelsInLanes;
 import squall.ops.cpu.DepthwiseConv;
 import squall.ops.cpu.GemmConv;
 import squall.ops.cpu.Nchwc;
+import squall.ops.cpu.NchwcConv;
 import squall.ops.cpu.NchwcDepthwise;
 import squall.ops.cpu.NchwcPointwise;
 import squall.ops.cpu.NchwcStem;
@@ -27,9 +28,9 @@ import squall.ops.cpu.StemConv;
  * each output plane [N,O,1,1] (the JVM backend's fusion of a squeeze-and-excitation block's global
  * average pool into the depthwise conv before it, {@code Passes.fuseSqueezePools}). With the
  * attribute {@code layout} = "nchwc", x, residual and output are stored in the JVM backend's
- * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Layouts.blockChannels}): only 1x1 convs and
- * 3x3 and 5x5 depthwise convs, on the JVM backend; with "nchwc_output" only the output is, for a 3x3
- * stride-2 stem.
+ * blocked layout ({@code squall.ops.cpu.Nchwc}, {@code Layouts.blockChannels}): only 1x1 convs,
+ * dense convs of stride 1 or 2, and 3x3 and 5x5 depthwise convs, on the JVM backend; with
+ * "nchwc_output" only the output is, for a stem or a dense conv that starts an island.
  */
 final class Conv2d implements Operator {
     /** The validated geometry of one conv2d node for concrete input shapes. */
@@ -100,21 +101,24 @@ final class Conv2d implements Operator {
         String layout = layout(node);
         boolean blockable = layout.equals("nchwc") && (residual == null
                 && depthwiseBlocked(w, groups, inChannels, outChannels)
-                || pointwiseBlocked(w, groups, inChannels, outChannels, output))
+                || pointwiseBlocked(w, groups, inChannels, outChannels, output)
+                || inputScale == null && denseBlocked(w, groups, inChannels, outChannels, output, true))
                 || layout.equals("nchwc_output") && residual == null && inputScale == null
-                && NchwcStem.supports(w, groups, inChannels, outChannels, output.dim(3));
+                && (NchwcStem.supports(w, groups, inChannels, outChannels, output.dim(3))
+                || denseBlocked(w, groups, inChannels, outChannels, output, false));
         if (!layout.equals("nchw") && (pooled(node) || !blockable)) {
-            throw Check.bad(node, "layout \"" + layout + "\" is only for 1x1 convs and 3x3 or 5x5 depthwise convs "
-                    + "(\"nchwc\") or a 3x3 stride-2 stem (\"nchwc_output\"), no pool_output, with channels a "
-                    + "multiple of " + Nchwc.BLOCK + " (Layouts.blockChannels makes them); this one has x " + x
-                    + ", weight " + weight + ", groups " + groups + " and " + window);
+            throw Check.bad(node, "layout \"" + layout + "\" is only for 1x1 convs, dense convs of stride 1 or 2 and "
+                    + "3x3 or 5x5 depthwise convs (\"nchwc\"), or a dense conv of stride 1 or 2 that reads planes "
+                    + "(\"nchwc_output\"), no pool_output, with channels a multiple of " + Nchwc.BLOCK
+                    + " (Layouts.blockChannels makes them); this one has x " + x + ", weight " + weight + ", groups "
+                    + groups + " and " + window);
         }
         return new Geometry(window, groups, Activation.fusedCode(node), x, weight, output);
     }
 
     /**
      * Where the node's tensors are stored: "nchw" (default), "nchwc" (x, residual and output in the
-     * blocked layout) or "nchwc_output" (only the output: a stem that starts an island).
+     * blocked layout) or "nchwc_output" (only the output: a stem or dense conv that starts an island).
      */
     static String layout(Node node) {
         String layout = node.attributes().getString("layout", "nchw");
@@ -122,6 +126,13 @@ final class Conv2d implements Operator {
             throw Check.bad(node, "layout \"" + layout + "\" should be \"nchw\", \"nchwc\" or \"nchwc_output\"");
         }
         return layout;
+    }
+
+    /** A dense conv that {@link NchwcConv} runs, its input in blocks or in planes. */
+    private static boolean denseBlocked(int[] window, int groups, int inChannels, int outChannels, Shape output,
+                                        boolean blockedInput) {
+        return groups == 1
+                && NchwcConv.supports(window, inChannels, outChannels, output.dim(2) * output.dim(3), blockedInput);
     }
 
     /** A 3x3 or 5x5 depthwise conv that {@link NchwcDepthwise} runs in the blocked layout. */
@@ -242,17 +253,25 @@ final class Conv2d implements Operator {
             throw Check.bad(context.node(), "layout \"" + layout(context.node()) + "\" needs constant weights (a "
                     + "model parameter); Layouts.blockChannels only lays out such convs");
         }
-        if (layout(context.node()).equals("nchwc_output")) {
+        String layout = layout(context.node());
+        // Checked in geometry(): a stem or a dense conv (nchwc_output); a 3x3 or 5x5 depthwise, a 1x1
+        // or a dense conv (nchwc).
+        if (layout.equals("nchwc_output") && NchwcStem.supports(window, g.groups(), inChannels, outChannels,
+                outWidth)) {
             return new NchwcStem(input, weight, bias, output, window, g.batch(), inChannels, inHeight, inWidth,
                     outChannels, outHeight, outWidth, g.activation());
         }
-        if (layout(context.node()).equals("nchwc")) {
-            // Checked in geometry(): a 3x3 or 5x5 depthwise or a 1x1 conv.
-            return g.groups() > 1
-                    ? new NchwcDepthwise(input, weight, bias, output, window[0], window[2], g.batch(), inChannels,
-                            inHeight, inWidth, g.activation())
-                    : new NchwcPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
-                            outChannels, outHeight * outWidth, g.activation(), inputScale);
+        if (layout.equals("nchwc") && g.groups() > 1) {
+            return new NchwcDepthwise(input, weight, bias, output, window[0], window[2], g.batch(), inChannels,
+                    inHeight, inWidth, g.activation());
+        }
+        if (layout.equals("nchwc") && pointwiseBlocked(window, g.groups(), inChannels, outChannels, g.output())) {
+            return new NchwcPointwise(input, weight, bias, context.input(3), output, g.batch(), inChannels,
+                    outChannels, outHeight * outWidth, g.activation(), inputScale);
+        }
+        if (!layout.equals("nchw")) {
+            return new NchwcConv(input, layout.equals("nchwc"), weight, bias, context.input(3), output, window,
+                    g.batch(), inChannels, inHeight, inWidth, outChannels, outHeight, outWidth, g.activation());
         }
         if (takesDepthwiseKernel(context.node(), g)) {
             if (DepthwiseChannelsInLanes.beatsPlanes(outWidth, window[0], window[1], window[2],

@@ -14,6 +14,7 @@ import squall.api.Node;
 import squall.api.Shape;
 import squall.ops.Window;
 import squall.ops.cpu.Nchwc;
+import squall.ops.cpu.NchwcConv;
 import squall.ops.cpu.NchwcDepthwise;
 import squall.ops.cpu.NchwcPointwise;
 import squall.ops.cpu.NchwcStem;
@@ -44,13 +45,14 @@ public final class Layouts {
     }
 
     /**
-     * Marks the convs that the blocked kernels run (1x1 convs; 3x3 and 5x5 depthwise convs at
-     * stride 1 or 2; channels a multiple of {@link Nchwc#BLOCK}; constant weights; an input scale
-     * only on a 1x1 conv; no pooled output; not a graph output) and that form islands of at least
-     * {@link #MIN_ISLAND} convs, each linked to the one whose output it reads as x. Each value an
-     * island reads from outside goes through one {@code reorder} to "nchwc", unless a stem
-     * ({@link NchwcStem}) writes it and only the island reads it: then the stem writes blocks
-     * (layout "nchwc_output"). Each value the island writes that a node outside reads goes through
+     * Marks the convs that the blocked kernels run (1x1 convs; dense convs and 3x3 and 5x5
+     * depthwise convs at stride 1 or 2; channels a multiple of {@link Nchwc#BLOCK}; constant
+     * weights; an input scale only on a 1x1 conv; no pooled output; not a graph output) and that
+     * form islands of at least {@link #MIN_ISLAND} convs, each linked to the one whose output it
+     * reads as x. Each value an island reads from outside goes through one {@code reorder} to
+     * "nchwc", unless a conv that reads planes and writes blocks (a stem, {@link NchwcStem}, or a
+     * dense conv, {@link NchwcConv}) writes it and only the island reads it: then that conv writes
+     * blocks (layout "nchwc_output"). Each value the island writes that a node outside reads goes through
      * one {@code reorder} to "nchw", but a global average pool reads blocks as they are (layout
      * "nchwc"). Needs concrete shapes.
      */
@@ -73,13 +75,20 @@ public final class Layouts {
         // A stem whose output only the island reads writes blocks itself: no reorder.
         Set<String> stems = new HashSet<>();
         for (Node stem : nodes) {
-            if (writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
+            if (!blocked.contains(stem.output()) && writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
                     r -> blocked.contains(r.output()) && readsAsXOrResidual(r, stem.output()))) {
                 stems.add(stem.output());
             }
         }
         blocked.addAll(stems);
-        return rewrite(model, blocked, stems);
+        // The stems, and the island's dense convs whose x comes from outside, read planes.
+        Set<String> readPlanes = new HashSet<>();
+        for (Node node : nodes) {
+            if (blocked.contains(node.output()) && !blocked.contains(node.input(0)) && writesBlocks(node, model, shapes)) {
+                readPlanes.add(node.output());
+            }
+        }
+        return rewrite(model, blocked, readPlanes);
     }
 
     /**
@@ -113,9 +122,9 @@ public final class Layouts {
             sizes.merge(root, 1, Integer::sum);
             Set<String> values = reorders.computeIfAbsent(root, k -> new HashSet<>());
             Node node = nodes.get(i);
-            for (String v : List.of(node.input(0), node.input(3))) {
+            for (String v : outsideInputs(node, model, shapes)) {
                 int p = uses.producerIndex(v);
-                if (!v.isEmpty() && (p < 0 || island[p] < 0 && !writesBlocks(nodes.get(p), model, shapes))) {
+                if (p < 0 || island[p] < 0 && !writesBlocks(nodes.get(p), model, shapes)) {
                     values.add(v);
                 }
             }
@@ -134,6 +143,21 @@ public final class Layouts {
         return blocked;
     }
 
+    /**
+     * The values a conv in an island reads in blocks, which need a reorder when they come from
+     * outside: x, unless the conv reads planes itself ({@link #writesBlocks}), and the residual.
+     */
+    private static List<String> outsideInputs(Node node, Model model, Map<String, Shape> shapes) {
+        List<String> values = new ArrayList<>();
+        if (!writesBlocks(node, model, shapes)) {
+            values.add(node.input(0));
+        }
+        if (!node.input(3).isEmpty()) {
+            values.add(node.input(3));
+        }
+        return values;
+    }
+
     private static boolean readsAsXOrResidual(Node reader, String v) {
         return !reader.input(1).equals(v) && !reader.input(2).equals(v) && !reader.input(4).equals(v);
     }
@@ -146,7 +170,7 @@ public final class Layouts {
     }
 
     /** The graph with the island's nodes marked and the reorders at its edges. */
-    private static Model rewrite(Model model, Set<String> blocked, Set<String> stems) {
+    private static Model rewrite(Model model, Set<String> blocked, Set<String> readPlanes) {
         Names names = new Names(model.graph());
         Map<String, String> toBlocks = new HashMap<>();
         Map<String, String> toPlanes = new HashMap<>();
@@ -154,9 +178,10 @@ public final class Layouts {
         for (Node node : model.graph().nodes()) {
             boolean inIsland = !node.outputs().isEmpty() && blocked.contains(node.output());
             List<String> inputs = new ArrayList<>(node.inputs());
-            for (int k = 0; k < inputs.size() && !stems.contains(node.output()); k++) {
+            for (int k = 0; k < inputs.size(); k++) {
                 String v = inputs.get(k);
-                if (inIsland && (k == 0 || k == 3) && !v.isEmpty() && !blocked.contains(v)) {
+                boolean planes = k == 0 && readPlanes.contains(node.output());
+                if (inIsland && (k == 0 || k == 3) && !v.isEmpty() && !blocked.contains(v) && !planes) {
                     inputs.set(k, reorder(v, "nchwc", toBlocks, names, rewritten));
                 } else if (!inIsland && blocked.contains(v) && !poolsBlocks(node, v)) {
                     inputs.set(k, reorder(v, "nchw", toPlanes, names, rewritten));
@@ -164,7 +189,7 @@ public final class Layouts {
             }
             Attributes attributes = node.attributes();
             if (inIsland) {
-                attributes = attributes.with("layout", stems.contains(node.output()) ? "nchwc_output" : "nchwc");
+                attributes = attributes.with("layout", readPlanes.contains(node.output()) ? "nchwc_output" : "nchwc");
             } else if (poolsBlocks(node, node.input(0)) && blocked.contains(node.input(0))) {
                 attributes = attributes.with("layout", "nchwc");
             }
@@ -191,10 +216,9 @@ public final class Layouts {
                     continue;
                 }
                 boolean large = false;
-                for (String v : List.of(node.input(0), node.input(3))) {
+                for (String v : outsideInputs(node, model, shapes)) {
                     int p = uses.producerIndex(v);
-                    boolean outside = p < 0 ? !v.isEmpty()
-                            : !candidate[p] && !writesBlocks(nodes.get(p), model, shapes);
+                    boolean outside = p < 0 || !candidate[p] && !writesBlocks(nodes.get(p), model, shapes);
                     large |= outside && floatsPerImage(shapes.get(v)) > REORDER_FLOATS;
                 }
                 large |= readOutside(node, candidate, model, uses, index)
@@ -265,7 +289,7 @@ public final class Layouts {
         return new Conv(x, weight, out, window, node.attributes().getInt("groups", 1));
     }
 
-    /** A conv that {@link NchwcPointwise} or {@link NchwcDepthwise} runs. */
+    /** A conv that {@link NchwcPointwise}, {@link NchwcDepthwise} or {@link NchwcConv} runs on blocks. */
     private static boolean runsBlocked(Node node, Model model, Map<String, Shape> shapes) {
         Conv c = conv(node, model, shapes);
         if (c == null) {
@@ -277,16 +301,23 @@ public final class Layouts {
             return c.groups() == channels && c.weight().dim(0) == channels && node.input(3).isEmpty()
                     && node.input(4).isEmpty() && NchwcDepthwise.supports(w, channels);
         }
-        return c.weight().dim(2) == 1 && c.weight().dim(3) == 1 && w[2] == 1 && w[3] == 1 && w[4] == 0 && w[5] == 0
-                && w[6] == 0 && w[7] == 0
-                && NchwcPointwise.supports(channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3));
+        if (c.weight().dim(2) == 1 && c.weight().dim(3) == 1 && w[2] == 1 && w[3] == 1 && w[4] == 0 && w[5] == 0
+                && w[6] == 0 && w[7] == 0) {
+            return NchwcPointwise.supports(channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3));
+        }
+        return node.input(4).isEmpty() && NchwcConv.supports(w, channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3), true);
     }
 
-    /** A stem that {@link NchwcStem} runs: no residual or input scale. */
+    /**
+     * A conv that reads planes and writes blocks: a stem that {@link NchwcStem} runs, or a dense conv
+     * that {@link NchwcConv} runs (EfficientNetV2's first Fused-MBConv of 48 channels reads the 24
+     * before it); no residual or input scale.
+     */
     private static boolean writesBlocks(Node node, Model model, Map<String, Shape> shapes) {
         Conv c = conv(node, model, shapes);
-        return c != null && node.input(3).isEmpty() && node.input(4).isEmpty()
-                && NchwcStem.supports(c.window(), c.groups(), c.x().dim(1), c.weight().dim(0), c.out().dim(3));
+        return c != null && c.groups() == 1 && node.input(3).isEmpty() && node.input(4).isEmpty()
+                && (NchwcStem.supports(c.window(), c.groups(), c.x().dim(1), c.weight().dim(0), c.out().dim(3))
+                || NchwcConv.supports(c.window(), c.x().dim(1), c.weight().dim(0), c.out().dim(2) * c.out().dim(3), false));
     }
 
     /** Value names not yet taken in a graph. */

@@ -78,19 +78,35 @@ class NchwcTest {
         }
     }
 
+    /** A conv's case; dense: groups 1 with any kernel and stride (else a kernel over 1 is depthwise); planes: x in planes. */
     record Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
-                boolean residual, boolean scaled) {
+                boolean residual, boolean scaled, boolean dense, boolean planes) {
         Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
              boolean residual) {
             this(batch, in, out, height, width, kernel, stride, activation, residual, false);
         }
 
+        Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
+             boolean residual, boolean scaled) {
+            this(batch, in, out, height, width, kernel, stride, activation, residual, scaled, false, false);
+        }
+
+        static Case dense(int batch, int in, int out, int height, int width, int kernel, int stride,
+                          String activation, boolean residual, boolean planes) {
+            return new Case(batch, in, out, height, width, kernel, stride, activation, residual, false, true, planes);
+        }
+
+        boolean depthwise() {
+            return kernel > 1 && !dense;
+        }
+
         @Override
         public String toString() {
-            return (kernel == 1 ? "1x1 " + in + "->" + out : "depthwise " + kernel + "x" + kernel + " s" + stride + " "
-                    + in) + " @" + height
-                    + "x" + width + ", batch " + batch + ", " + activation + (residual ? ", residual" : "")
-                    + (scaled ? ", input scale" : "");
+            String conv = dense ? "dense " + kernel + "x" + kernel + " s" + stride + " " + in + "->" + out
+                    + (planes ? " from planes" : "")
+                    : kernel == 1 ? "1x1 " + in + "->" + out : "depthwise " + kernel + "x" + kernel + " s" + stride + " " + in;
+            return conv + " @" + height + "x" + width + ", batch " + batch + ", " + activation
+                    + (residual ? ", residual" : "") + (scaled ? ", input scale" : "");
         }
     }
 
@@ -120,6 +136,30 @@ class NchwcTest {
                 new Case(2, BLOCK, BLOCK, 2, 1, 5, 2, "hardswish", false));
     }
 
+    /**
+     * Tiles that span rows, maps of 49 pixels (the last tile overlaps one in the band before it, so
+     * storing its old pixels would undo that band's activation) and of a multiple of 6; output
+     * channels of 1-7 blocks, strides 1 and 2 on odd sizes, 3x3, 5x5 and a strided 1x1, residuals;
+     * from planes, input channels that are not a multiple of the block (EfficientNetV2's 24) and an
+     * RGB image at stride 1.
+     */
+    static Stream<Case> dense() {
+        return Stream.of(
+                Case.dense(1, BLOCK, 4 * BLOCK, 7, 7, 3, 1, "silu", true, false),
+                Case.dense(2, 2 * BLOCK, 3 * BLOCK, 13, 13, 3, 2, "hardswish", true, false),
+                Case.dense(1, 3 * BLOCK, 5 * BLOCK, 6, 6, 3, 1, "none", true, false),
+                Case.dense(1, BLOCK, 7 * BLOCK, 15, 12, 5, 2, "hardswish", false, false),
+                Case.dense(1, BLOCK, 2 * BLOCK, 13, 14, 1, 2, "relu", false, false),
+                Case.dense(2, 24, 6 * BLOCK, 16, 15, 3, 2, "silu", false, true),
+                Case.dense(1, 3, 2 * BLOCK, 7, 9, 3, 1, "relu", false, true));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("dense")
+    void denseAgreesWithThePortableKernel(Case c) {
+        check(c, NchwcConv.class, false);
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("pointwise")
     void pointwiseAgreesWithThePortableKernel(Case c) {
@@ -138,7 +178,7 @@ class NchwcTest {
     private static void check(Case c, Class<?> kernelType, boolean inPlace) {
         Random random = new Random(c.hashCode());
         Operator conv = BUILTIN.get("conv2d");
-        boolean depthwise = c.kernel() > 1;
+        boolean depthwise = c.depthwise();
         Shape x = Shape.of(c.batch(), c.in(), c.height(), c.width());
         Shape y = Shape.of(c.batch(), c.out(), (c.height() - 1) / c.stride() + 1, (c.width() - 1) / c.stride() + 1);
         List<Shape> shapes = new ArrayList<>(List.of(x, Shape.of(c.out(), depthwise ? 1 : c.in(), c.kernel(),
@@ -172,14 +212,17 @@ class NchwcTest {
         var portable = JvmKernelContext.withNewOutputs(plain, plainShapes, List.of(y), plainInputs);
         conv.kernels(portable).forEach(KernelCall::invoke);
 
-        Node blocked = new Node("conv", "conv2d", names, List.of("y"), attributes.with("layout", "nchwc"));
+        Node blocked = new Node("conv", "conv2d", names, List.of("y"), attributes.with("layout",
+                c.planes() ? "nchwc_output" : "nchwc"));
         assertTrue(conv.writesInPlace(blocked, shapes) == (depthwise && c.stride() == 1), c + ": in place");
         assertThrows(SquallException.class, () -> conv.kernels(JvmKernelContext.withNewOutputs(blocked, shapes,
                 List.of(y), inputs)), "no portable kernel in blocks");
         int outPixels = y.dim(2) * y.dim(3);
         for (int threads : new int[] {1, 2}) {
             float[][] blockedInputs = inputs.clone();
-            blockedInputs[0] = Nchwc.toBlocks(inputs[0], c.batch(), c.in(), pixels);
+            if (!c.planes()) {
+                blockedInputs[0] = Nchwc.toBlocks(inputs[0], c.batch(), c.in(), pixels);
+            }
             if (c.residual()) {
                 blockedInputs[3] = Nchwc.toBlocks(inputs[3], c.batch(), c.out(), outPixels);
             }
@@ -237,32 +280,42 @@ class NchwcTest {
     void convsTheBlockedKernelsDoNotTakeAreRefused() {
         Operator conv = BUILTIN.get("conv2d");
         Attributes blocked = Attributes.of("padding", 1, "layout", "nchwc");
-        // A dense 3x3 conv, channels not a multiple of the block, a layout nobody knows.
+        // A dense 3x3 conv of stride 3, one with dilation 2, one with input channels not a multiple of
+        // the block, a depthwise conv of such channels.
         List<List<Shape>> refused = List.of(
                 List.of(Shape.of(1, BLOCK, 8, 8), Shape.of(BLOCK, BLOCK, 3, 3)),
+                List.of(Shape.of(1, BLOCK, 8, 8), Shape.of(BLOCK, BLOCK, 3, 3)),
+                List.of(Shape.of(1, BLOCK + 1, 8, 8), Shape.of(BLOCK, BLOCK + 1, 3, 3)),
                 List.of(Shape.of(1, BLOCK + 1, 8, 8), Shape.of(BLOCK + 1, 1, 3, 3)));
+        List<Attributes> attributes = List.of(blocked.with("stride", 3), blocked.with("dilation", 2),
+                blocked, blocked.with("groups", BLOCK + 1));
         for (int i = 0; i < refused.size(); i++) {
             List<Shape> shapes = refused.get(i);
-            Node node = new Node("c", "conv2d", List.of("x", "w"), List.of("y"),
-                    blocked.with("groups", i == 0 ? 1 : BLOCK + 1));
-            var e = assertThrows(SquallException.class, () -> conv.outputShapes(node, shapes));
+            Node node = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), attributes.get(i));
+            var e = assertThrows(SquallException.class, () -> conv.outputShapes(node, shapes), "case " + i);
             assertTrue(e.getMessage().contains("layout \"nchwc\" is only for 1x1 convs"), e.getMessage());
         }
         // A 5x5 depthwise conv without 'same' padding.
         Node unpadded = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), blocked.with("groups", BLOCK));
         var e5 = assertThrows(SquallException.class, () -> conv.outputShapes(unpadded,
                 List.of(Shape.of(1, BLOCK, 8, 8), Shape.of(BLOCK, 1, 5, 5))));
-        assertTrue(e5.getMessage().contains("is only for 1x1 convs and 3x3 or 5x5"), e5.getMessage());
+        assertTrue(e5.getMessage().contains("3x3 or 5x5 depthwise convs"), e5.getMessage());
         Node unknown = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("layout", "nhwc"));
         var e = assertThrows(SquallException.class, () -> conv.outputShapes(unknown,
                 List.of(Shape.of(1, 4, 8, 8), Shape.of(4, 4, 1, 1))));
         assertTrue(e.getMessage().contains("layout \"nhwc\" should be"), e.getMessage());
-        // A stem that writes blocks: stride 2 and at most 4 input channels only.
+        // A conv that reads planes and writes blocks: dense, stride 1 or 2, no residual.
         Node notAStem = new Node("c", "conv2d", List.of("x", "w"), List.of("y"), Attributes.of("padding", 1,
-                "layout", "nchwc_output"));
-        var stride1 = assertThrows(SquallException.class, () -> conv.outputShapes(notAStem,
-                List.of(Shape.of(1, 3, 16, 16), Shape.of(BLOCK, 3, 3, 3))));
-        assertTrue(stride1.getMessage().contains("layout \"nchwc_output\" is only for"), stride1.getMessage());
+                "stride", 3, "layout", "nchwc_output"));
+        var stride3 = assertThrows(SquallException.class, () -> conv.outputShapes(notAStem,
+                List.of(Shape.of(1, 3, 32, 32), Shape.of(BLOCK, 3, 3, 3))));
+        assertTrue(stride3.getMessage().contains("layout \"nchwc_output\" is only for"), stride3.getMessage());
+        Node withResidual = new Node("c", "conv2d", List.of("x", "w", "", "r"), List.of("y"),
+                Attributes.of("padding", 1, "layout", "nchwc_output"));
+        Shape y = Shape.of(1, BLOCK, 16, 16);
+        var residual = assertThrows(SquallException.class, () -> conv.outputShapes(withResidual,
+                java.util.Arrays.asList(Shape.of(1, 3, 16, 16), Shape.of(BLOCK, 3, 3, 3), null, y)));
+        assertTrue(residual.getMessage().contains("layout \"nchwc_output\" is only for"), residual.getMessage());
 
         Operator reorder = BUILTIN.get("reorder");
         var wrongTarget = assertThrows(SquallException.class, () -> reorder.outputShapes(new Node("r", "reorder",

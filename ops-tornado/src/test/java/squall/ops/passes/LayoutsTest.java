@@ -43,13 +43,15 @@ class LayoutsTest {
     }
 
     /**
-     * A stem, then dw, pw + the stem's output as residual, dw stride 2, pw, and {@code more} dw, pw
-     * pairs (the island), the first and last pw's outputs pooled outside it.
+     * A stem (dilated: no blocked kernel runs it), then dw, pw + the stem's output as residual, dw
+     * stride 2, pw, and {@code more} dw, pw pairs (the island), the first and last pw's outputs
+     * pooled outside it.
      */
     private static Model network(int channels, int more) {
         GraphBuilder b = Graph.builder("island");
         String x = b.input("x", Shape.of(-1, BLOCK, -1, -1));
-        String stem = conv(b, "stem", x, BLOCK, channels, 3, 1, false, "relu");
+        String stem = b.op("conv2d", "stem", Attributes.of("padding", 2, "dilation", 2, "activation", "relu"), x,
+                b.parameter("stem.weight", channels, BLOCK, 3, 3), b.parameter("stem.bias", channels));
         String dw1 = conv(b, "dw1", stem, channels, channels, 3, 1, true, "relu6");
         String pw1 = b.op("conv2d", "pw1", Attributes.of("activation", "none"), dw1,
                 b.parameter("pw1.weight", channels, channels, 1, 1), b.parameter("pw1.bias", channels), stem);
@@ -134,6 +136,34 @@ class LayoutsTest {
             assertAgrees(run(model, "passes", "none", image), run(rewritten, "passes", "none", image),
                     "the pass" + (readOutside ? ", stem read outside" : ""));
         }
+    }
+
+    /**
+     * EfficientNetV2's Fused-MBConv stages: a dense 3x3 stride-2 conv from 24 channels (not a
+     * multiple of the block) reads planes and writes blocks; dense 3x3 convs and 1x1 projections
+     * with residuals run in blocks; the pool reads blocks: no reorder.
+     */
+    @Test
+    void denseConvsJoinTheIsland() {
+        GraphBuilder b = Graph.builder("fused");
+        String x = b.input("x", Shape.of(-1, 24, -1, -1));
+        String y = conv(b, "expand0", x, 24, 2 * C, 3, 2, false, "silu");
+        y = conv(b, "project0", y, 2 * C, C, 1, 1, false, "none");
+        for (int i = 1; i <= 2; i++) {
+            String e = conv(b, "expand" + i, y, C, 2 * C, 3, 1, false, "silu");
+            y = b.op("conv2d", "project" + i, Attributes.of(), e, b.parameter("project" + i + ".weight", C, 2 * C,
+                    1, 1), b.parameter("project" + i + ".bias", C), y);
+        }
+        Model model = withWeights(b.output(b.op("global_avg_pool", "pool", Attributes.of(), y)).build());
+        Shape input = Shape.of(2, 24, 17, 26);
+        Model rewritten = blocked(model, input);
+        List<String> layouts = rewritten.graph().nodes().stream()
+                .map(n -> n.name() + " " + n.attributes().getString("layout", "nchw")).toList();
+        assertEquals(List.of("expand0 nchwc_output", "project0 nchwc", "expand1 nchwc", "project1 nchwc",
+                "expand2 nchwc", "project2 nchwc", "pool nchwc"), layouts);
+        Tensor image = image(input);
+        assertAgrees(run(model, "passes", "none", image), run(rewritten, "passes", "none", image), "the pass");
+        assertAgrees(run(model, "layout", "nchw", image), run(model, "layout", "auto", image), "layout=auto");
     }
 
     @Test
