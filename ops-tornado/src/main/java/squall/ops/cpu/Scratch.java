@@ -7,9 +7,10 @@ import java.lang.foreign.MemorySegment;
  * Per-thread scratch for kernels (packed strips of B, depthwise phase planes and channel tiles):
  * one array of each kind per thread ({@link #floats}, {@link #tile}, {@link #aligned}), grown on
  * demand and kept, so a run allocates nothing here. A worker thread runs one task at a time, a task
- * does not fork, and a task takes each kind once, so no two users of an array overlap. One exception, also safe: {@code GemmConv} and {@code ExpandDepthwise} take
+ * does not fork, and a task takes each kind once, so no two users of an array overlap. Two exceptions, also safe: {@code GemmConv} and {@code ExpandDepthwise} take
  * the calling thread's aligned scratch before a forEach and share it with that forEach's tasks (B
- * packed once for all threads), which take no aligned scratch of their own.
+ * packed once for all threads), which take no aligned scratch of their own; {@code NchwcConv}
+ * does the same with the calling thread's {@link #floats} (the padded image).
  */
 final class Scratch {
     private static final ThreadLocal<float[]> FLOATS = ThreadLocal.withInitial(() -> new float[0]);
