@@ -117,20 +117,26 @@ public final class NchwcConv implements CpuKernel {
 
     @Override
     public void run(Workers workers) {
-        // The calling thread's scratch, shared with the tasks, which take none of their own.
-        float[] padded = Scratch.floats(inChannels * paddedHeight * paddedWidth);
+        // A conv with no padding whose windows cover the image exactly (an island's 1x1 entry)
+        // reads the image itself; others read a padded copy, the calling thread's scratch, shared
+        // with the tasks, which take none of their own.
+        boolean direct = padTop == 0 && padLeft == 0 && paddedHeight == inHeight && paddedWidth == inWidth;
+        float[] padded = direct ? input : Scratch.floats(inChannels * paddedHeight * paddedWidth);
         int units = blockedInput ? inChannels / BLOCK : inChannels;
         int groups = (outBlocks + 3) / 4;
         int tiles = (outHeight * outWidth + PIXELS - 1) / PIXELS;
         int bands = (tiles + BAND - 1) / BAND;
         for (int image = 0; image < batch; image++) {
             int n = image;
-            Split.ranges(workers, units, (from, to) -> pad(n, from, to, padded));
+            int start = direct ? n * inChannels * inHeight * inWidth : 0;
+            if (!direct) {
+                Split.ranges(workers, units, (from, to) -> pad(n, from, to, padded));
+            }
             // Items (band of tiles, group of 4 output blocks), groups inner: the band's input is
             // read from memory once, and then from L1 or L2.
             Split.ranges(workers, bands * groups, (from, to) -> {
                 for (int item = from; item < to; item++) {
-                    band(padded, n, item / groups, item % groups, tiles);
+                    band(padded, start, n, item / groups, item % groups, tiles);
                 }
             });
         }
@@ -157,13 +163,13 @@ public final class NchwcConv implements CpuKernel {
     }
 
     /**
-     * Tiles [BAND·band, BAND·band + BAND) of image n's output pixels, in row-major order, for
-     * output blocks 4·group .. 4·group + 3; then their activation and residual. A tile's 6 pixels
-     * may span two rows: each has its own offset into the padded image, so only the map's last
-     * tile overlaps another (shifting the last tile of each row back wasted 2 of 56 pixels' work a
-     * row at 56x56, 2 of 28 at 28x28).
+     * Tiles [BAND·band, BAND·band + BAND) of image n's output pixels (its padded image from
+     * {@code padded[start]}), in row-major order, for output blocks 4·group .. 4·group + 3; then
+     * their activation and residual. A tile's 6 pixels may span two rows: each has its own offset
+     * into the padded image, so only the map's last tile overlaps another (shifting the last tile
+     * of each row back wasted 2 of 56 pixels' work a row at 56x56, 2 of 28 at 28x28).
      */
-    private void band(float[] padded, int n, int band, int group, int tiles) {
+    private void band(float[] padded, int start, int n, int band, int group, int tiles) {
         int first = 4 * group;
         int blocks = Math.min(4, outBlocks - first);
         int pixels = outHeight * outWidth;
@@ -174,12 +180,12 @@ public final class NchwcConv implements CpuKernel {
             // The map's last tile ends at its last pixel and stores only the pixels past the one before it.
             int p = Math.min(t * PIXELS, pixels - PIXELS);
             int skip = t * PIXELS - p;
-            int x0 = at(p);
-            int x1 = at(p + 1);
-            int x2 = at(p + 2);
-            int x3 = at(p + 3);
-            int x4 = at(p + 4);
-            int x5 = at(p + 5);
+            int x0 = start + at(p);
+            int x1 = start + at(p + 1);
+            int x2 = start + at(p + 2);
+            int x3 = start + at(p + 3);
+            int x4 = start + at(p + 4);
+            int x5 = start + at(p + 5);
             int o = out + p * BLOCK;
             if (blocks == 4) {
                 tile(padded, x0, x1, x2, x3, x4, x5, first, o, skip);

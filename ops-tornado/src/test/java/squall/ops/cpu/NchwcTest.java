@@ -140,8 +140,8 @@ class NchwcTest {
      * Tiles that span rows, maps of 49 pixels (the last tile overlaps one in the band before it, so
      * storing its old pixels would undo that band's activation) and of a multiple of 6; output
      * channels of 1-7 blocks, strides 1 and 2 on odd sizes, 3x3, 5x5 and a strided 1x1, residuals;
-     * from planes, input channels that are not a multiple of the block (EfficientNetV2's 24) and an
-     * RGB image at stride 1.
+     * from planes, input channels that are not a multiple of the block (EfficientNetV2's 24), an
+     * RGB image at stride 1, and a 1x1 conv read in place (an island's entry, efficientnet_b0's 40).
      */
     static Stream<Case> dense() {
         return Stream.of(
@@ -151,7 +151,8 @@ class NchwcTest {
                 Case.dense(1, BLOCK, 7 * BLOCK, 15, 12, 5, 2, "hardswish", false, false),
                 Case.dense(1, BLOCK, 2 * BLOCK, 13, 14, 1, 2, "relu", false, false),
                 Case.dense(2, 24, 6 * BLOCK, 16, 15, 3, 2, "silu", false, true),
-                Case.dense(1, 3, 2 * BLOCK, 7, 9, 3, 1, "relu", false, true));
+                Case.dense(1, 3, 2 * BLOCK, 7, 9, 3, 1, "relu", false, true),
+                Case.dense(2, 40, 3 * BLOCK, 5, 9, 1, 1, "silu", false, true));
     }
 
     @ParameterizedTest(name = "{0}")
