@@ -50,11 +50,11 @@ public final class Layouts {
      * weights; an input scale only on a 1x1 conv; no pooled output; not a graph output) and that
      * form islands of at least {@link #MIN_ISLAND} convs, each linked to the one whose output it
      * reads as x. Each value an island reads from outside goes through one {@code reorder} to
-     * "nchwc", unless a conv that reads planes and writes blocks (a stem, {@link NchwcStem}, or a
-     * dense conv, {@link NchwcConv}) writes it and only the island reads it: then that conv writes
-     * blocks (layout "nchwc_output"). Each value the island writes that a node outside reads goes through
-     * one {@code reorder} to "nchw", but a global average pool reads blocks as they are (layout
-     * "nchwc"). Needs concrete shapes.
+     * "nchwc", unless a conv that reads planes and writes blocks ({@link #writesBlocks}) reads it
+     * as x, or writes it and only the island reads it: then that conv reads planes and writes
+     * blocks (layout "nchwc_output"). Each value the island writes that a node outside reads goes
+     * through one {@code reorder} to "nchw", but a global average pool reads blocks as they are
+     * (layout "nchwc"). Needs concrete shapes.
      */
     public static Model blockChannels(Model model, Map<String, Shape> shapes) {
         List<Node> nodes = model.graph().nodes();
@@ -75,16 +75,19 @@ public final class Layouts {
         // A stem whose output only the island reads writes blocks itself: no reorder.
         Set<String> stems = new HashSet<>();
         for (Node stem : nodes) {
-            if (!blocked.contains(stem.output()) && writesBlocks(stem, model, shapes) && uses.readers(stem.output()).stream().allMatch(
-                    r -> blocked.contains(r.output()) && readsAsXOrResidual(r, stem.output()))) {
+            if (!blocked.contains(stem.output()) && writesBlocks(stem, model, shapes)
+                    && uses.readers(stem.output()).stream().allMatch(
+                            r -> blocked.contains(r.output()) && readsAsXOrResidual(r, stem.output()))) {
                 stems.add(stem.output());
             }
         }
         blocked.addAll(stems);
-        // The stems, and the island's dense convs whose x comes from outside, read planes.
+        // The stems, and the island's other convs that can read planes and whose x comes from
+        // outside (efficientnet_b0's 40->240 @28 expansion), read planes: no reorder.
         Set<String> readPlanes = new HashSet<>();
         for (Node node : nodes) {
-            if (blocked.contains(node.output()) && !blocked.contains(node.input(0)) && writesBlocks(node, model, shapes)) {
+            if (blocked.contains(node.output()) && !blocked.contains(node.input(0))
+                    && writesBlocks(node, model, shapes)) {
                 readPlanes.add(node.output());
             }
         }
@@ -305,19 +308,25 @@ public final class Layouts {
                 && w[6] == 0 && w[7] == 0) {
             return NchwcPointwise.supports(channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3));
         }
-        return node.input(4).isEmpty() && NchwcConv.supports(w, channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3), true);
+        return node.input(4).isEmpty()
+                && NchwcConv.supports(w, channels, c.weight().dim(0), c.out().dim(2) * c.out().dim(3), true);
     }
 
     /**
-     * A conv that reads planes and writes blocks: a stem that {@link NchwcStem} runs, or a dense conv
-     * that {@link NchwcConv} runs (EfficientNetV2's first Fused-MBConv of 48 channels reads the 24
-     * before it); no residual or input scale.
+     * A conv that reads planes and writes blocks: a stem that {@link NchwcStem} runs, or a dense or
+     * 1x1 conv that {@link NchwcConv} runs (EfficientNetV2's first Fused-MBConv of 48 channels reads
+     * the 24 before it); no residual or input scale. The input is only ever broadcast, so planes
+     * cost these kernels no more than blocks.
      */
     private static boolean writesBlocks(Node node, Model model, Map<String, Shape> shapes) {
         Conv c = conv(node, model, shapes);
-        return c != null && c.groups() == 1 && node.input(3).isEmpty() && node.input(4).isEmpty()
-                && (NchwcStem.supports(c.window(), c.groups(), c.x().dim(1), c.weight().dim(0), c.out().dim(3))
-                || NchwcConv.supports(c.window(), c.x().dim(1), c.weight().dim(0), c.out().dim(2) * c.out().dim(3), false));
+        if (c == null || c.groups() != 1 || !node.input(3).isEmpty() || !node.input(4).isEmpty()) {
+            return false;
+        }
+        int in = c.x().dim(1);
+        int out = c.weight().dim(0);
+        return NchwcStem.supports(c.window(), c.groups(), in, out, c.out().dim(3))
+                || NchwcConv.supports(c.window(), in, out, c.out().dim(2) * c.out().dim(3), false);
     }
 
     /** Value names not yet taken in a graph. */

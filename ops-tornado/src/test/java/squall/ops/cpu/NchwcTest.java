@@ -78,7 +78,10 @@ class NchwcTest {
         }
     }
 
-    /** A conv's case; dense: groups 1 with any kernel and stride (else a kernel over 1 is depthwise); planes: x in planes. */
+    /**
+     * A conv's case. dense: groups 1 with any kernel and stride (else a kernel over 1 is
+     * depthwise); planes: x in planes.
+     */
     record Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
                 boolean residual, boolean scaled, boolean dense, boolean planes) {
         Case(int batch, int in, int out, int height, int width, int kernel, int stride, String activation,
@@ -104,7 +107,8 @@ class NchwcTest {
         public String toString() {
             String conv = dense ? "dense " + kernel + "x" + kernel + " s" + stride + " " + in + "->" + out
                     + (planes ? " from planes" : "")
-                    : kernel == 1 ? "1x1 " + in + "->" + out : "depthwise " + kernel + "x" + kernel + " s" + stride + " " + in;
+                    : kernel == 1 ? "1x1 " + in + "->" + out
+                    : "depthwise " + kernel + "x" + kernel + " s" + stride + " " + in;
             return conv + " @" + height + "x" + width + ", batch " + batch + ", " + activation
                     + (residual ? ", residual" : "") + (scaled ? ", input scale" : "");
         }
