@@ -166,6 +166,33 @@ class LayoutsTest {
         assertAgrees(run(model, "layout", "nchw", image), run(model, "layout", "auto", image), "layout=auto");
     }
 
+    /**
+     * An MBConv island entered by its expansion: the 1x1 conv reads the 40 channels before it
+     * (efficientnet_b0's 28x28 stage) in planes and writes blocks, with no reorder.
+     */
+    @Test
+    void aPointwiseEntryReadsPlanes() {
+        GraphBuilder b = Graph.builder("entry");
+        String x = b.input("x", Shape.of(-1, 40, -1, -1));
+        String y = conv(b, "expand", x, 40, 2 * C, 1, 1, false, "silu");
+        y = conv(b, "dw", y, 2 * C, 2 * C, 3, 2, true, "silu");
+        y = conv(b, "project", y, 2 * C, C, 1, 1, false, "none");
+        for (int i = 1; i <= 2; i++) {
+            y = conv(b, "expand" + i, y, C, 2 * C, 1, 1, false, "relu6");
+            y = conv(b, "dw" + i, y, 2 * C, 2 * C, 3, 1, true, "relu6");
+            y = conv(b, "project" + i, y, 2 * C, C, 1, 1, false, "none");
+        }
+        Model model = withWeights(b.output(b.op("global_avg_pool", "pool", Attributes.of(), y)).build());
+        Shape input = Shape.of(2, 40, 15, 14);
+        Model rewritten = blocked(model, input);
+        assertEquals(List.of("expand nchwc_output", "dw nchwc", "project nchwc", "expand1 nchwc", "dw1 nchwc",
+                "project1 nchwc", "expand2 nchwc", "dw2 nchwc", "project2 nchwc", "pool nchwc"),
+                rewritten.graph().nodes().stream().map(n -> n.name() + " " + n.attributes().getString("layout",
+                        "nchw")).toList());
+        Tensor image = image(input);
+        assertAgrees(run(model, "passes", "none", image), run(rewritten, "passes", "none", image), "the pass");
+    }
+
     @Test
     void smallIslandsAndChannelsOffTheBlockStayInPlanes() {
         // Channels that are not a multiple of the block: no candidate.
