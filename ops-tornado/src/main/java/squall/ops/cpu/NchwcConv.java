@@ -86,9 +86,9 @@ public final class NchwcConv implements CpuKernel {
         this.padTop = window[4];
         this.padLeft = window[5];
         this.activation = activation;
-        boolean clamp = Vectors.isClamp(activation);
-        this.lower = clamp ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
-        this.upper = clamp ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
+        // Infinite (no clamp) for activations other than relu and relu6.
+        this.lower = Vectors.lowerBound(activation);
+        this.upper = Vectors.upperBound(activation);
         this.unit = blockedInput ? BLOCK : 1;
         this.paddedHeight = (outHeight - 1) * strideH + kernelH;
         this.paddedWidth = (outWidth - 1) * strideW + kernelW;

@@ -59,9 +59,9 @@ public final class NchwcDepthwise implements CpuKernel {
         this.outHeight = (height - 1) / stride + 1;
         this.outWidth = (width - 1) / stride + 1;
         this.activation = activation;
-        boolean clamp = Vectors.isClamp(activation);
-        this.lower = clamp ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
-        this.upper = clamp ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
+        // Infinite (no clamp) for activations other than relu and relu6.
+        this.lower = Vectors.lowerBound(activation);
+        this.upper = Vectors.upperBound(activation);
         this.zeros = new float[(width + 1) * BLOCK];
         this.inPlace = input == output;
         if (inPlace && stride != 1) {

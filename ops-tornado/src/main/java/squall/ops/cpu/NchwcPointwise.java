@@ -62,9 +62,9 @@ public final class NchwcPointwise implements CpuKernel {
         this.outBlocks = outChannels / BLOCK;
         this.pixels = pixels;
         this.activation = activation;
-        boolean clamp = Vectors.isClamp(activation);
-        this.lower = clamp ? Vectors.lowerBound(activation) : Float.NEGATIVE_INFINITY;
-        this.upper = clamp ? Vectors.upperBound(activation) : Float.POSITIVE_INFINITY;
+        // Infinite (no clamp) for activations other than relu and relu6.
+        this.lower = Vectors.lowerBound(activation);
+        this.upper = Vectors.upperBound(activation);
         this.inputScale = inputScale;
         this.scaled = inputScale == null ? null
                 : new float[pixels < outChannels ? inChannels * pixels : this.weight.length];
