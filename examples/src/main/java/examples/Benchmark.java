@@ -53,7 +53,7 @@ public final class Benchmark extends Tool {
     @Option(names = "--json", description = "Print the results as JSON.")
     boolean json;
 
-    @Option(names = "--profile", description = "Also time every node alone (jvm backend).")
+    @Option(names = "--profile", description = "Also time every step of the plan, with its GFLOP/s (jvm backend).")
     boolean profile;
 
     @Option(names = "--compare", paramLabel = "ort",
@@ -61,7 +61,9 @@ public final class Benchmark extends Tool {
                     "outputs agree, and print both timings and Squall/ONNX Runtime ratios."})
     String compare;
 
-    record NodeTime(String name, String op, double milliseconds, double share) {
+    /** One step of the plan: its time per run, share of the steps' sum, multiply-adds per run and their rate. */
+    record NodeTime(String name, String op, double milliseconds, double share, long multiplyAdds,
+                    double gflopsPerSecond) {
     }
 
     /**
@@ -339,8 +341,10 @@ public final class Benchmark extends Tool {
     private void print(Report report) {
         if (report.profile() != null) {
             int nameWidth = report.profile().stream().mapToInt(n -> n.name().length()).max().orElse(4);
-            String format = "%-" + nameWidth + "s  %-16s %10.3f ms %6.1f%%%n";
-            report.profile().forEach(n -> out.printf(format, n.name(), n.op(), n.milliseconds(), 100 * n.share()));
+            String format = "%-" + nameWidth + "s  %-16s %10.3f ms %6.1f%%";
+            report.profile().forEach(n -> out.println(String.format(format, n.name(), n.op(), n.milliseconds(),
+                    100 * n.share()) + (n.multiplyAdds() > 0 ? String.format(" %7.1f GFLOP/s", n.gflopsPerSecond())
+                    : "")));
             Map<String, Double> byOp = new java.util.TreeMap<>();
             report.profile().forEach(n -> byOp.merge(n.op(), n.milliseconds(), Double::sum));
             double sum = byOp.values().stream().mapToDouble(Double::doubleValue).sum();
@@ -400,6 +404,7 @@ public final class Benchmark extends Tool {
      */
     private List<NodeTime> profileNodes(JvmCompiledModel compiled, Tensor input) {
         List<Node> steps = compiled.steps(input.shape());
+        long[] multiplyAdds = compiled.stepMultiplyAdds(input.shape());
         long[] nanos = new long[steps.size()];
         int passes = Math.max(10, runs);
         progress("profiling " + steps.size() + " steps over " + passes + " runs");
@@ -410,7 +415,9 @@ public final class Benchmark extends Tool {
         List<NodeTime> times = new ArrayList<>();
         for (int i = 0; i < nanos.length; i++) {
             Node node = steps.get(i);
-            times.add(new NodeTime(node.name(), node.op(), millis(nanos[i]) / passes, (double) nanos[i] / total));
+            double milliseconds = millis(nanos[i]) / passes;
+            times.add(new NodeTime(node.name(), node.op(), milliseconds, (double) nanos[i] / total, multiplyAdds[i],
+                    2.0 * multiplyAdds[i] / Math.max(milliseconds, 1e-9) / 1e6));
         }
         return times;
     }

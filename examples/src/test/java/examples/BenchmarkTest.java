@@ -31,10 +31,24 @@ class BenchmarkTest {
         JsonNode profile = r.get("profile");
         assertTrue(profile.size() > 50, "one row per node of the optimised graph: " + profile.size());
         double shares = 0;
+        long convMultiplyAdds = 0;
         for (JsonNode node : profile) {
             shares += node.get("share").asDouble();
+            long stepMultiplyAdds = node.get("multiplyAdds").asLong();
+            if (List.of("conv2d", "linear", "expand_depthwise").contains(node.get("op").asText())) {
+                assertTrue(stepMultiplyAdds > 0, node.toString());
+                convMultiplyAdds += stepMultiplyAdds;
+            }
+            assertEquals(2.0 * stepMultiplyAdds / node.get("milliseconds").asDouble() / 1e6,
+                    node.get("gflopsPerSecond").asDouble(), 1e-6 * Math.max(1, node.get("gflopsPerSecond").asDouble()),
+                    node.toString());
         }
         assertEquals(1.0, shares, 1e-6);
+        // The plan's convs and linears (fused, some in blocks) do the multiply-adds of the graph's as written.
+        long written = Summary.summarize(Networks.build("mobilenet_v3_small"), 64, Operators.discover()).nodes()
+                .stream().filter(row -> row.op().equals("conv2d") || row.op().equals("linear"))
+                .mapToLong(Summary.Row::multiplyAdds).sum();
+        assertEquals(2 * written, convMultiplyAdds);
         // Each run returns a new [2, 1000] output: at least its 8000 bytes were allocated.
         assertTrue(r.get("allocatedBytesPerRun").asLong() >= 2 * 1000 * Float.BYTES, run.toString());
     }

@@ -134,6 +134,11 @@ public final class JvmCompiledModel implements CompiledModel {
         return plan(Map.of(model.graph().inputs().keySet().iterator().next(), inputShape)).steps();
     }
 
+    /** Each of {@link #steps}' multiply-adds for this input shape (its whole batch). */
+    public long[] stepMultiplyAdds(Shape inputShape) {
+        return plan(Map.of(model.graph().inputs().keySet().iterator().next(), inputShape)).stepMultiplyAdds();
+    }
+
     /** Plans held now (for tests). */
     int planCount() {
         return plans.size();

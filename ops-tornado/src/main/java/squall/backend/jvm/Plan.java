@@ -345,6 +345,18 @@ final class Plan {
         return steps;
     }
 
+    /** Each step's multiply-adds ({@link Operator#multiplyAdds}) at this plan's shapes, the whole batch. */
+    long[] stepMultiplyAdds() {
+        long[] multiplyAdds = new long[steps.size()];
+        for (int s = 0; s < steps.size(); s++) {
+            Node node = steps.get(s);
+            multiplyAdds[s] = stepOperators.get(s).multiplyAdds(node,
+                    node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList(),
+                    node.outputs().stream().map(shapes::get).toList());
+        }
+        return multiplyAdds;
+    }
+
     /** One set of buffers and the kernels bound to them; used by one run at a time. */
     private final class Execution {
         private final Map<String, float[]> inputBuffers = new HashMap<>();
