@@ -132,6 +132,11 @@ final class Plan {
      * maps do not fit in L2, nor 8 MB of L3 per batch), while the 14x14 and 7x7 layers gain from
      * the batch (the GEMM's strips and panels reused across images); the best cut by per-layer
      * profiles was at the 14x14 stage for mobilenet_v2, efficientnet_b0 and mobilenet_v3_small.
+     * Since the 14x14 layers run in blocks (NCHWc islands, round 20) they too gain from staying in
+     * cache: with the cut at 7x7, in-process medians at batch 8 mobilenet_v3_small 10.47 -> 9.64
+     * ms, mobilenet_v3_large 32.1 -> 30.0, mobilenet_v2 32.0 -> 30.9; at batch 2
+     * mobilenet_v3_small 3.16 -> 2.70; efficientnet_b0, efficientnet_v2_s and mobilenet_v1 level.
+     * Cutting before the 7x7 layers as well, or at 28x28, was slower (CPU-KERNELS.md round 22).
      * 0 when the batch runs whole: batch 1, a graph whose batch is fixed, several inputs, or no
      * step past the large maps.
      */
@@ -153,8 +158,8 @@ final class Plan {
         return cut == steps.size() ? 0 : cut;
     }
 
-    /** Maps per image from which a batch runs as one: MobileNets' 14x14 stage at 224x224. */
-    static final int DEPTH_FIRST_PIXELS = 14 * 14;
+    /** Maps per image from which a batch runs as one: MobileNets' 7x7 stage at 224x224. */
+    static final int DEPTH_FIRST_PIXELS = 7 * 7;
 
     private boolean smallMaps(Node node) {
         for (String out : node.outputs()) {

@@ -247,8 +247,9 @@ class JvmBackendTest {
         Model model = smallNetwork();
         // As written: the passes would fold batch norm and fuse relu, leaving fewer values.
         var compiled = (JvmCompiledModel) compile(model, 1, "none");
-        // Small maps: a batch runs whole (no steps image by image), as this counts.
-        Shape input = Shape.of(2, 3, 20, 20);
+        // Small maps (7x7 at most, Plan.DEPTH_FIRST_PIXELS): a batch runs whole (no steps image by
+        // image), as this counts.
+        Shape input = Shape.of(2, 3, 14, 14);
         var buffers = compiled.plan(Map.of("input", input)).buffers();
         Map<String, Shape> shapes = model.graph().inferShapes(input, OPERATORS);
         long sumOfOutputs = 0;
@@ -303,8 +304,8 @@ class JvmBackendTest {
         });
         Model model = Model.bind(graph, weights, "random weights");
         var compiled = (JvmCompiledModel) compile(model, 2, "none");
-        // Maps of 14x14 at most: the batch runs whole, not image by image through a head plan.
-        Tensor input = image(random, 2, 20, 27);
+        // Maps of 7x7 at most: the batch runs whole, not image by image through a head plan.
+        Tensor input = image(random, 2, 14, 13);
         Plan plan = compiled.plan(Map.of("input", input.shape()));
         assertEquals(plan.bufferOf(stem), plan.bufferOf(dw1), "dw1 over the stem's output");
         assertNotEquals(plan.bufferOf(pw), plan.bufferOf(dw2), "pw is dw2's residual too");
@@ -315,7 +316,7 @@ class JvmBackendTest {
     }
 
     /**
-     * A batch runs its steps on maps over 14x14 image by image, the rest as one batch: the same
+     * A batch runs its steps on maps over 7x7 image by image, the rest as one batch: the same
      * outputs as the whole batch planned as one (the cut moves no sum across images) and as each
      * image run alone, and only the tail's buffers are sized for the batch. With two threads each
      * runs whole images of the head on its own buffers (three images: one thread takes two).
