@@ -319,7 +319,8 @@ class JvmBackendTest {
      * A batch runs its steps on maps over 7x7 image by image, the rest as one batch: the same
      * outputs as the whole batch planned as one (the cut moves no sum across images) and as each
      * image run alone, and only the tail's buffers are sized for the batch. With two threads each
-     * runs whole images of the head on its own buffers (three images: one thread takes two).
+     * runs whole images of the head on its own buffers, and an image left over runs on all threads
+     * (three images: two side by side, then the third).
      */
     @ParameterizedTest
     @ValueSource(ints = {1, 2})
