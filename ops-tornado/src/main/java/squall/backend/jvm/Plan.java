@@ -109,7 +109,7 @@ final class Plan {
         }
         for (int s = first; s < last; s++) {
             Node node = steps.get(s);
-            List<Shape> inShapes = node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList();
+            List<Shape> inShapes = inputShapes(node);
             boolean inPlace = !node.inputs().isEmpty() && !node.inputs().get(0).isEmpty()
                     && stepOperators.get(s).writesInPlace(node, inShapes);
             liveness.add(new BufferAssignment.Step(ids(node.inputs()), ids(node.outputs()), inPlace));
@@ -355,11 +355,18 @@ final class Plan {
         long[] multiplyAdds = new long[steps.size()];
         for (int s = 0; s < steps.size(); s++) {
             Node node = steps.get(s);
-            multiplyAdds[s] = stepOperators.get(s).multiplyAdds(node,
-                    node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList(),
-                    node.outputs().stream().map(shapes::get).toList());
+            multiplyAdds[s] = stepOperators.get(s).multiplyAdds(node, inputShapes(node), outputShapes(node));
         }
         return multiplyAdds;
+    }
+
+    /** A node's input shapes at this plan's sizes, null for an absent optional input. */
+    private List<Shape> inputShapes(Node node) {
+        return node.inputs().stream().map(v -> v.isEmpty() ? null : shapes.get(v)).toList();
+    }
+
+    private List<Shape> outputShapes(Node node) {
+        return node.outputs().stream().map(shapes::get).toList();
     }
 
     /** One set of buffers and the kernels bound to them; used by one run at a time. */
@@ -388,18 +395,15 @@ final class Plan {
 
         /** The operator's CPU kernel over this execution's buffers, else its portable kernels. */
         private CpuKernel bind(Node node, Operator op) {
-            List<Shape> inShapes = new ArrayList<>();
             float[][] in = new float[node.inputs().size()][];
             boolean[] constant = new boolean[in.length];
             for (int i = 0; i < in.length; i++) {
                 String v = node.inputs().get(i);
-                inShapes.add(v.isEmpty() ? null : shapes.get(v));
                 in[i] = v.isEmpty() ? null : array(v);
                 constant[i] = !v.isEmpty() && model.weights().containsKey(storageOf(v));
             }
-            List<Shape> outShapes = node.outputs().stream().map(shapes::get).toList();
             float[][] out = node.outputs().stream().map(this::array).toArray(float[][]::new);
-            var context = new JvmKernelContext(node, inShapes, outShapes, in, out, constant);
+            var context = new JvmKernelContext(node, inputShapes(node), outputShapes(node), in, out, constant);
             CpuKernel tuned = op.cpuKernel(context);
             if (tuned != null) {
                 return tuned;
