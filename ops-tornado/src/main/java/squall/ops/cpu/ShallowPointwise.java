@@ -165,18 +165,18 @@ public final class ShallowPointwise implements CpuKernel {
         int row = 0;
         for (; row + ROWS <= rows; row += ROWS) {
             for (int c = 0; c < whole; c += CHUNK) {
-                sixRows(row, in + c, out + row * pixels + c, weightAt);
+                sixRows(row, in + c, output, out + row * pixels + c, weightAt);
             }
         }
         for (; row + 4 <= rows; row += 4) {
             for (int c = 0; c < whole; c += CHUNK) {
-                fourRows(row, in + c, out + row * pixels + c, weightAt);
+                fourRows(row, in + c, output, out + row * pixels + c, weightAt);
             }
         }
         VectorMask<Float> all = Vectors.firstLanes(LANES);
         for (; row < rows; row++) {
             for (int v = 0; v < whole; v += LANES) {
-                oneVector(row, in + v, out + row * pixels + v, all, weightAt);
+                oneVector(row, in + v, output, out + row * pixels + v, all, weightAt);
             }
         }
         if (whole < width) {
@@ -184,18 +184,55 @@ public final class ShallowPointwise implements CpuKernel {
         }
     }
 
+    /**
+     * Output rows [row, row + count) of image n, count at most 6, over every pixel into {@code band}
+     * from {@code at}, rows {@code pixels} apart, with the activation: a band of the expanded
+     * tensor for {@link ExpandDepthwise}, which convolves it while it is in L2. No residual or
+     * input scale.
+     */
+    void band(int n, int row, int count, float[] band, int at) {
+        int in = n * depth * pixels;
+        int whole = pixels / CHUNK * CHUNK;
+        VectorMask<Float> all = Vectors.firstLanes(LANES);
+        for (int c = 0; c < whole; c += CHUNK) {
+            int r = 0;
+            if (count == ROWS) {
+                sixRows(row, in + c, band, at + c, 0);
+                r = ROWS;
+            } else if (count >= 4) {
+                fourRows(row, in + c, band, at + c, 0);
+                r = 4;
+            }
+            for (; r < count; r++) {
+                for (int v = 0; v < CHUNK; v += LANES) {
+                    oneVector(row + r, in + c + v, band, at + r * pixels + c + v, all, 0);
+                }
+            }
+        }
+        for (int v = whole; v < pixels; v += LANES) {
+            for (int r = 0; r < count; r++) {
+                oneVector(row + r, in + v, band, at + r * pixels + v, Vectors.firstLanes(pixels - v), 0);
+            }
+        }
+        if (!clampOnly) {
+            for (int r = 0; r < count; r++) {
+                Vectors.activate(activation, band, at + r * pixels, band, at + r * pixels, pixels, null);
+            }
+        }
+    }
+
     /** Every output row for {@code width} pixels from input offset in to output offset out, weights from weight[weightAt]. */
     private void chunk(int in, int out, int width, int weightAt) {
         for (int row = 0; row < rows; row++) {
             if (width == CHUNK && row + ROWS <= rows) {
-                sixRows(row, in, out + row * pixels, weightAt);
+                sixRows(row, in, output, out + row * pixels, weightAt);
                 row += ROWS - 1;
             } else if (width == CHUNK && row + 4 <= rows) {
-                fourRows(row, in, out + row * pixels, weightAt);
+                fourRows(row, in, output, out + row * pixels, weightAt);
                 row += 3;
             } else {
                 for (int v = 0; v < width; v += LANES) {
-                    oneVector(row, in + v, out + row * pixels + v, Vectors.firstLanes(width - v), weightAt);
+                    oneVector(row, in + v, output, out + row * pixels + v, Vectors.firstLanes(width - v), weightAt);
                 }
             }
         }
@@ -207,7 +244,7 @@ public final class ShallowPointwise implements CpuKernel {
      * 0.38 -> 0.34 ms, 24->144 @56 0.34 -> 0.33, 32->64 @28 0.046 -> 0.043; the 112x112 layers
      * are bound by memory either way.
      */
-    private void sixRows(int row, int in, int out, int weightAt) {
+    private void sixRows(int row, int in, float[] output, int out, int weightAt) {
         FloatVector c00 = FloatVector.broadcast(SPECIES, bias[row + 0]), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = FloatVector.broadcast(SPECIES, bias[row + 1]), c11 = c10, c12 = c10, c13 = c10;
         FloatVector c20 = FloatVector.broadcast(SPECIES, bias[row + 2]), c21 = c20, c22 = c20, c23 = c20;
@@ -278,7 +315,7 @@ public final class ShallowPointwise implements CpuKernel {
     }
 
     /** Output rows row..row+3 (what is left of the rows in sixes), four full vectors of pixels from input offset in. */
-    private void fourRows(int row, int in, int out, int weightAt) {
+    private void fourRows(int row, int in, float[] output, int out, int weightAt) {
         FloatVector c00 = FloatVector.broadcast(SPECIES, bias[row]), c01 = c00, c02 = c00, c03 = c00;
         FloatVector c10 = FloatVector.broadcast(SPECIES, bias[row + 1]), c11 = c10, c12 = c10, c13 = c10;
         FloatVector c20 = FloatVector.broadcast(SPECIES, bias[row + 2]), c21 = c20, c22 = c20, c23 = c20;
@@ -329,7 +366,7 @@ public final class ShallowPointwise implements CpuKernel {
     }
 
     /** One output row, the {@code valid} lanes of one vector of pixels: the rows and pixels left over. */
-    private void oneVector(int row, int in, int out, VectorMask<Float> valid, int weightAt) {
+    private void oneVector(int row, int in, float[] output, int out, VectorMask<Float> valid, int weightAt) {
         FloatVector c = FloatVector.broadcast(SPECIES, bias[row]);
         int w = weightAt + row * depth;
         for (int k = 0; k < depth; k++, in += pixels) {

@@ -303,8 +303,10 @@ class CpuKernelsTest {
 
     /**
      * The fused expansion and depthwise conv against the two portable conv2d kernels one after the
-     * other: odd maps (partial and thin strips), a last panel of 4 rows, 3x3 and 5x5, strides 1
-     * and 2, batch 2, activations in both places.
+     * other: odd maps (partial and thin strips, a partial chunk), a last panel or band of 4 rows and
+     * a band of 2, 3x3 and 5x5, strides 1 and 2, batch 2, activations in both places; the
+     * expansion by the packed GEMM (the 9x7 and 6x6 maps) and by ShallowPointwise's tiles (the
+     * others: at most 48 input channels, from 28x28).
      */
     @Test
     void expandDepthwiseMatchesTheTwoPortableConvs() {
@@ -314,6 +316,7 @@ class CpuKernelsTest {
         checkExpandDepthwise(1, 8, 20, 9, 7, 3, 1, "hardswish", "relu", random);
         checkExpandDepthwise(1, 5, 12, 6, 6, 3, 1, "none", "sigmoid", random);
         checkExpandDepthwise(2, 7, 30, 30, 27, 5, 2, "sigmoid", "hardswish", random);
+        checkExpandDepthwise(1, 48, 86, 28, 29, 3, 2, "relu", "relu6", random);
     }
 
     private static void checkExpandDepthwise(int batch, int in, int channels, int height, int width, int kernel,
