@@ -13,12 +13,13 @@ import squall.ops.Split;
  * A 3x3 or 5x5 depthwise conv, 'same' padding, stride 1 or 2, in {@link Nchwc} blocks: a vector
  * holds one pixel's BLOCK channels, so every tap is one FMA with no shuffle. At stride 1 a 3x3
  * window of input vectors rolls along two rows at once (4 loads and 18 FMAs for two outputs); at
- * stride 2 each output loads its nine inputs; a 5x5 conv reads a padded copy of the plane. 3x3
- * taps outside the image are zero vectors through the same FMAs, so the sums run from the bias in
- * tap order 0..8, as {@link DepthwiseConv}'s do, and give the same bits. Stride 1 has no branch per
- * output: rows outside the image come from a row of zeros and the last column is written out (with
- * a branch per load, C2 recompiled the kernel after uncommon traps in the network and it ran 6x
- * slower there than alone, CPU-KERNELS.md round 19). On MobileNetV1's layers, 2 threads, against
+ * stride 2 each output loads its nine inputs; a 5x5 conv reads a padded copy of the plane, four
+ * outputs at a time sharing their input vectors. 3x3 taps outside the image are zero vectors
+ * through the same FMAs, so the sums run from the bias in tap order 0..8, as {@link
+ * DepthwiseConv}'s do, and give the same bits. Stride 1 has no branch per output: rows outside the
+ * image come from a row of zeros and the last column is written out (with a branch per load, C2
+ * recompiled the kernel after uncommon traps in the network and it ran 6x slower there than alone,
+ * CPU-KERNELS.md round 19). On MobileNetV1's layers, 2 threads, against
  * the NCHW kernels: 1.04-1.18x as fast at stride 1, 2.5x on 7x7, 1.6-3.0x at stride 2
  * (LayoutBench, round 20).
  */
@@ -83,9 +84,10 @@ public final class NchwcDepthwise implements CpuKernel {
         int after = Vectors.isClamp(activation) ? Activation.NONE : activation;
         if (kernel == 5) {
             Split.ranges(workers, blocks, (from, to) -> {
-                float[] padded = Scratch.floats((height + 4) * (width + 4) * BLOCK);
+                float[] padded = Scratch.floats((height + 4) * paddedWidth() * BLOCK);
+                float[] four = Scratch.tile(4 * BLOCK);
                 for (int block = from; block < to; block++) {
-                    plane5x5(block, padded);
+                    plane5x5(block, padded, four);
                     if (after != Activation.NONE) {
                         int at = block * outHeight * outWidth * BLOCK;
                         Vectors.finish(after, output, at, at + outHeight * outWidth * BLOCK, null);
@@ -291,10 +293,13 @@ public final class NchwcDepthwise implements CpuKernel {
 
     /**
      * 5x5, stride 1 or 2, one block: the plane copied once into {@code padded} with two zero rows
-     * and columns around it (so in place reads only the copy), then per output 25 loads and FMAs.
+     * and columns around it (so in place reads only the copy; at least {@link #paddedWidth} wide,
+     * so that four outputs always fit), then four outputs at a time ({@link #fourStride1},
+     * {@link #fourStride2}). A row narrower than four outputs goes through {@code four}, a
+     * scratch of four vectors.
      */
-    private void plane5x5(int block, float[] padded) {
-        int paddedWidth = width + 4;
+    private void plane5x5(int block, float[] padded, float[] four) {
+        int paddedWidth = paddedWidth();
         int paddedRow = paddedWidth * BLOCK;
         // Zeros only around the plane: the interior is copied over anyway.
         java.util.Arrays.fill(padded, 0, 2 * paddedRow, 0f);
@@ -306,48 +311,140 @@ public final class NchwcDepthwise implements CpuKernel {
             java.util.Arrays.fill(padded, row + (width + 2) * BLOCK, row + paddedRow, 0f);
         }
         int wt = block % (weight.length / (25 * BLOCK)) * 25 * BLOCK;
-        FloatVector b = FloatVector.fromArray(SPECIES, bias, wt / 25);
-        FloatVector z = FloatVector.zero(SPECIES);
-        float lo = lower;
-        float hi = upper;
-        int rowStep = paddedWidth * BLOCK;
-        int step = stride * BLOCK;
         int at = block * outHeight * outWidth * BLOCK;
-        for (int oy = 0; oy < outHeight; oy++) {
-            for (int ox = 0; ox < outWidth; ox += 2, at += 2 * BLOCK) {
-                // Two outputs (the second repeats the first at the row's odd end, stored once),
-                // each in two sums (even and odd columns of the window): four chains of FMAs, not
-                // one of 25 whose latency the out-of-order window cannot hide. Written out in full
-                // (weights in registers), the method was too large for C2 and ran interpreted.
-                int r = (stride * oy * paddedWidth + stride * ox) * BLOCK;
-                int q = ox + 1 < outWidth ? r + step : r;
-                FloatVector a0 = b, a1 = z, c0 = b, c1 = z;
-                for (int ky = 0; ky < 5; ky++, r += rowStep, q += rowStep) {
-                    int t = wt + ky * 5 * BLOCK;
-                    FloatVector w0 = FloatVector.fromArray(SPECIES, weight, t);
-                    FloatVector w1 = FloatVector.fromArray(SPECIES, weight, t + BLOCK);
-                    FloatVector w2 = FloatVector.fromArray(SPECIES, weight, t + 2 * BLOCK);
-                    FloatVector w3 = FloatVector.fromArray(SPECIES, weight, t + 3 * BLOCK);
-                    FloatVector w4 = FloatVector.fromArray(SPECIES, weight, t + 4 * BLOCK);
-                    a0 = FloatVector.fromArray(SPECIES, padded, r).fma(w0, a0);
-                    c0 = FloatVector.fromArray(SPECIES, padded, q).fma(w0, c0);
-                    a1 = FloatVector.fromArray(SPECIES, padded, r + BLOCK).fma(w1, a1);
-                    c1 = FloatVector.fromArray(SPECIES, padded, q + BLOCK).fma(w1, c1);
-                    a0 = FloatVector.fromArray(SPECIES, padded, r + 2 * BLOCK).fma(w2, a0);
-                    c0 = FloatVector.fromArray(SPECIES, padded, q + 2 * BLOCK).fma(w2, c0);
-                    a1 = FloatVector.fromArray(SPECIES, padded, r + 3 * BLOCK).fma(w3, a1);
-                    c1 = FloatVector.fromArray(SPECIES, padded, q + 3 * BLOCK).fma(w3, c1);
-                    a0 = FloatVector.fromArray(SPECIES, padded, r + 4 * BLOCK).fma(w4, a0);
-                    c0 = FloatVector.fromArray(SPECIES, padded, q + 4 * BLOCK).fma(w4, c0);
-                }
-                a0.add(a1).max(lo).min(hi).intoArray(output, at);
-                if (ox + 1 < outWidth) {
-                    c0.add(c1).max(lo).min(hi).intoArray(output, at + BLOCK);
+        for (int oy = 0; oy < outHeight; oy++, at += outWidth * BLOCK) {
+            int row = stride * oy * paddedRow;
+            // The last four end at the row's end, redoing up to three outputs (the same values).
+            for (int ox = 0; ox < outWidth; ox += 4) {
+                int x = Math.max(0, Math.min(ox, outWidth - 4));
+                boolean whole = outWidth >= 4;
+                float[] out = whole ? output : four;
+                int to = whole ? at + x * BLOCK : 0;
+                if (stride == 1) {
+                    fourStride1(padded, row + x * BLOCK, paddedRow, wt, out, to);
                 } else {
-                    at -= BLOCK;
+                    fourStride2(padded, row + 2 * x * BLOCK, paddedRow, wt, out, to);
+                }
+                if (!whole) {
+                    System.arraycopy(four, 0, output, at, outWidth * BLOCK);
                 }
             }
         }
+    }
+
+    /** Columns of {@link #plane5x5}'s padded copy: the plane's and 4 of zeros, and at least what four outputs read. */
+    private int paddedWidth() {
+        return Math.max(width + 4, stride == 1 ? 8 : 11);
+    }
+
+    /**
+     * Four 5x5 outputs side by side at stride 1 from the padded plane at {@code r}: per window row
+     * the 8 input vectors the four share and the 5 weights, 13 loads for 20 FMAs; two outputs with
+     * a load per tap (15 loads for 10 FMAs) took 0.184 ms on mobilenet_v3_small's 576@7 at batch
+     * 8, four 0.136 (ONNX Runtime 0.103, its hardswish apart); 144@14 0.138 -> 0.119. In-process
+     * A/B, medians: mobilenet_v3_small at batch 8 8.03 -> 7.85 ms, at batch 1 1.246 -> 1.202;
+     * efficientnet_b0 7.18 -> 6.96 and 54.0 -> 51.2; mobilenet_v3_large 4.08 -> 4.01. Each
+     * output sums its even and odd taps in two chains, added at the end, as before.
+     */
+    private void fourStride1(float[] padded, int r, int rowStep, int wt, float[] out, int at) {
+        FloatVector b = FloatVector.fromArray(SPECIES, bias, wt / 25);
+        FloatVector z = FloatVector.zero(SPECIES);
+        FloatVector e0 = b, e1 = b, e2 = b, e3 = b, o0 = z, o1 = z, o2 = z, o3 = z;
+        for (int ky = 0; ky < 5; ky++, r += rowStep) {
+            int t = wt + ky * 5 * BLOCK;
+            FloatVector w0 = FloatVector.fromArray(SPECIES, weight, t);
+            FloatVector w1 = FloatVector.fromArray(SPECIES, weight, t + BLOCK);
+            FloatVector w2 = FloatVector.fromArray(SPECIES, weight, t + 2 * BLOCK);
+            FloatVector w3 = FloatVector.fromArray(SPECIES, weight, t + 3 * BLOCK);
+            FloatVector w4 = FloatVector.fromArray(SPECIES, weight, t + 4 * BLOCK);
+            FloatVector x0 = FloatVector.fromArray(SPECIES, padded, r);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, padded, r + BLOCK);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, padded, r + 2 * BLOCK);
+            FloatVector x3 = FloatVector.fromArray(SPECIES, padded, r + 3 * BLOCK);
+            FloatVector x4 = FloatVector.fromArray(SPECIES, padded, r + 4 * BLOCK);
+            FloatVector x5 = FloatVector.fromArray(SPECIES, padded, r + 5 * BLOCK);
+            FloatVector x6 = FloatVector.fromArray(SPECIES, padded, r + 6 * BLOCK);
+            FloatVector x7 = FloatVector.fromArray(SPECIES, padded, r + 7 * BLOCK);
+            e0 = x0.fma(w0, e0);
+            e1 = x1.fma(w0, e1);
+            e2 = x2.fma(w0, e2);
+            e3 = x3.fma(w0, e3);
+            o0 = x1.fma(w1, o0);
+            o1 = x2.fma(w1, o1);
+            o2 = x3.fma(w1, o2);
+            o3 = x4.fma(w1, o3);
+            e0 = x2.fma(w2, e0);
+            e1 = x3.fma(w2, e1);
+            e2 = x4.fma(w2, e2);
+            e3 = x5.fma(w2, e3);
+            o0 = x3.fma(w3, o0);
+            o1 = x4.fma(w3, o1);
+            o2 = x5.fma(w3, o2);
+            o3 = x6.fma(w3, o3);
+            e0 = x4.fma(w4, e0);
+            e1 = x5.fma(w4, e1);
+            e2 = x6.fma(w4, e2);
+            e3 = x7.fma(w4, e3);
+        }
+        store4(e0.add(o0), e1.add(o1), e2.add(o2), e3.add(o3), out, at);
+    }
+
+    /**
+     * {@link #fourStride1} at stride 2: per window row 11 input vectors and 5 weights for 20 FMAs
+     * (mobilenet_v3_small's 288@14 s2 level with the pairs: 0.157 against 0.154 ms).
+     */
+    private void fourStride2(float[] padded, int r, int rowStep, int wt, float[] out, int at) {
+        FloatVector b = FloatVector.fromArray(SPECIES, bias, wt / 25);
+        FloatVector z = FloatVector.zero(SPECIES);
+        FloatVector e0 = b, e1 = b, e2 = b, e3 = b, o0 = z, o1 = z, o2 = z, o3 = z;
+        for (int ky = 0; ky < 5; ky++, r += rowStep) {
+            int t = wt + ky * 5 * BLOCK;
+            FloatVector w0 = FloatVector.fromArray(SPECIES, weight, t);
+            FloatVector w1 = FloatVector.fromArray(SPECIES, weight, t + BLOCK);
+            FloatVector w2 = FloatVector.fromArray(SPECIES, weight, t + 2 * BLOCK);
+            FloatVector w3 = FloatVector.fromArray(SPECIES, weight, t + 3 * BLOCK);
+            FloatVector w4 = FloatVector.fromArray(SPECIES, weight, t + 4 * BLOCK);
+            FloatVector x0 = FloatVector.fromArray(SPECIES, padded, r);
+            FloatVector x1 = FloatVector.fromArray(SPECIES, padded, r + BLOCK);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, padded, r + 2 * BLOCK);
+            FloatVector x3 = FloatVector.fromArray(SPECIES, padded, r + 3 * BLOCK);
+            FloatVector x4 = FloatVector.fromArray(SPECIES, padded, r + 4 * BLOCK);
+            FloatVector x5 = FloatVector.fromArray(SPECIES, padded, r + 5 * BLOCK);
+            FloatVector x6 = FloatVector.fromArray(SPECIES, padded, r + 6 * BLOCK);
+            FloatVector x7 = FloatVector.fromArray(SPECIES, padded, r + 7 * BLOCK);
+            FloatVector x8 = FloatVector.fromArray(SPECIES, padded, r + 8 * BLOCK);
+            FloatVector x9 = FloatVector.fromArray(SPECIES, padded, r + 9 * BLOCK);
+            FloatVector x10 = FloatVector.fromArray(SPECIES, padded, r + 10 * BLOCK);
+            e0 = x0.fma(w0, e0);
+            e1 = x2.fma(w0, e1);
+            e2 = x4.fma(w0, e2);
+            e3 = x6.fma(w0, e3);
+            o0 = x1.fma(w1, o0);
+            o1 = x3.fma(w1, o1);
+            o2 = x5.fma(w1, o2);
+            o3 = x7.fma(w1, o3);
+            e0 = x2.fma(w2, e0);
+            e1 = x4.fma(w2, e1);
+            e2 = x6.fma(w2, e2);
+            e3 = x8.fma(w2, e3);
+            o0 = x3.fma(w3, o0);
+            o1 = x5.fma(w3, o1);
+            o2 = x7.fma(w3, o2);
+            o3 = x9.fma(w3, o3);
+            e0 = x4.fma(w4, e0);
+            e1 = x6.fma(w4, e1);
+            e2 = x8.fma(w4, e2);
+            e3 = x10.fma(w4, e3);
+        }
+        store4(e0.add(o0), e1.add(o1), e2.add(o2), e3.add(o3), out, at);
+    }
+
+    /** Four output vectors, clamped as a clamp activation needs (other activations follow over the plane). */
+    private void store4(FloatVector s0, FloatVector s1, FloatVector s2, FloatVector s3, float[] out, int at) {
+        s0.max(lower).min(upper).intoArray(out, at);
+        s1.max(lower).min(upper).intoArray(out, at + BLOCK);
+        s2.max(lower).min(upper).intoArray(out, at + 2 * BLOCK);
+        s3.max(lower).min(upper).intoArray(out, at + 3 * BLOCK);
     }
 
     /** Stride 2, output row oy of one block: nine loads an output vector, none of them shuffled. */

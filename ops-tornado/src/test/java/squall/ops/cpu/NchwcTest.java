@@ -136,7 +136,9 @@ class NchwcTest {
                 new Case(1, BLOCK, BLOCK, 1, 1, 3, 2, "none", false),
                 new Case(2, 2 * BLOCK, 2 * BLOCK, 7, 5, 5, 1, "relu", false),
                 new Case(1, BLOCK, BLOCK, 14, 14, 5, 1, "silu", false),
+                new Case(2, 2 * BLOCK, 2 * BLOCK, 7, 7, 5, 1, "hardswish", false),
                 new Case(1, 3 * BLOCK, 3 * BLOCK, 9, 6, 5, 2, "relu6", false),
+                new Case(1, BLOCK, BLOCK, 14, 13, 5, 2, "relu", false),
                 new Case(2, BLOCK, BLOCK, 2, 1, 5, 2, "hardswish", false));
     }
 
