@@ -84,7 +84,10 @@ public final class NchwcDepthwise implements CpuKernel {
         int after = Vectors.isClamp(activation) ? Activation.NONE : activation;
         if (kernel == 5) {
             Split.ranges(workers, blocks, (from, to) -> {
-                float[] padded = Scratch.floats((height + 4) * paddedWidth() * BLOCK);
+                // The zero border is written once per task: each plane then overwrites only the interior.
+                int size = (height + 4) * paddedWidth() * BLOCK;
+                float[] padded = Scratch.floats(size);
+                java.util.Arrays.fill(padded, 0, size, 0f);
                 float[] four = Scratch.tile(4 * BLOCK);
                 for (int block = from; block < to; block++) {
                     plane5x5(block, padded, four);
@@ -292,8 +295,8 @@ public final class NchwcDepthwise implements CpuKernel {
     }
 
     /**
-     * 5x5, stride 1 or 2, one block: the plane copied once into {@code padded} with two zero rows
-     * and columns around it (so in place reads only the copy; at least {@link #paddedWidth} wide,
+     * 5x5, stride 1 or 2, one block: the plane copied once into {@code padded}, inside two zero rows
+     * and columns (so in place reads only the copy; at least {@link #paddedWidth} wide,
      * so that four outputs always fit), then four outputs at a time ({@link #fourStride1},
      * {@link #fourStride2}). A row narrower than four outputs goes through {@code four}, a
      * scratch of four vectors.
@@ -301,14 +304,16 @@ public final class NchwcDepthwise implements CpuKernel {
     private void plane5x5(int block, float[] padded, float[] four) {
         int paddedWidth = paddedWidth();
         int paddedRow = paddedWidth * BLOCK;
-        // Zeros only around the plane: the interior is copied over anyway.
-        java.util.Arrays.fill(padded, 0, 2 * paddedRow, 0f);
-        java.util.Arrays.fill(padded, (height + 2) * paddedRow, (height + 4) * paddedRow, 0f);
+        // The interior only, a vector at a time: the border stays zero from the task's start. With
+        // the border written per plane (3 calls a row), 576@7 alone took 0.74-0.85 us a block
+        // against 0.70-0.74; in the networks level.
+        int from = block * height * width * BLOCK;
         for (int y = 0; y < height; y++) {
-            int row = (y + 2) * paddedRow;
-            java.util.Arrays.fill(padded, row, row + 2 * BLOCK, 0f);
-            System.arraycopy(input, (block * height + y) * width * BLOCK, padded, row + 2 * BLOCK, width * BLOCK);
-            java.util.Arrays.fill(padded, row + (width + 2) * BLOCK, row + paddedRow, 0f);
+            int row = (y + 2) * paddedRow + 2 * BLOCK;
+            for (int v = 0; v < width * BLOCK; v += BLOCK) {
+                FloatVector.fromArray(SPECIES, input, from + v).intoArray(padded, row + v);
+            }
+            from += width * BLOCK;
         }
         int wt = block % (weight.length / (25 * BLOCK)) * 25 * BLOCK;
         int at = block * outHeight * outWidth * BLOCK;
