@@ -317,13 +317,13 @@ public final class NchwcDepthwise implements CpuKernel {
         }
         int wt = block % (weight.length / (25 * BLOCK)) * 25 * BLOCK;
         int at = block * outHeight * outWidth * BLOCK;
+        boolean whole = outWidth >= 4;
+        float[] out = whole ? output : four;
         for (int oy = 0; oy < outHeight; oy++, at += outWidth * BLOCK) {
             int row = stride * oy * paddedRow;
             // The last four end at the row's end, redoing up to three outputs (the same values).
             for (int ox = 0; ox < outWidth; ox += 4) {
                 int x = Math.max(0, Math.min(ox, outWidth - 4));
-                boolean whole = outWidth >= 4;
-                float[] out = whole ? output : four;
                 int to = whole ? at + x * BLOCK : 0;
                 if (stride == 1) {
                     fourStride1(padded, row + x * BLOCK, paddedRow, wt, out, to);
