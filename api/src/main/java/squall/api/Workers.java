@@ -13,8 +13,9 @@ import java.util.function.IntConsumer;
  * <p>A network runs ~150 short kernels one after another, so the cost of one fork/join round trip
  * matters (a ForkJoinPool invoke measured 10-15 µs on 2 cores). Here the calling thread works too,
  * and {@code count - 1} persistent helpers claim task indices from a shared counter; a helper spins
- * briefly after a job (the next kernel usually follows within microseconds), then parks, and ends
- * after a few idle seconds (it is started again on the next job). Only one caller at a time gets the
+ * briefly after a job (the next kernel usually follows within microseconds), then naps in short
+ * timed parks, looking for a job after each, and ends after a few idle seconds (it is started again
+ * on the next job). Only one caller at a time gets the
  * helpers: a caller that finds them busy, or a task that calls forEach, runs its tasks on its own
  * thread, so callers in parallel never oversubscribe the cores.
  */
@@ -27,8 +28,23 @@ public final class Workers {
      * runs after a pause (bench --compare's blocks); with 500 µs, 2.8.
      */
     private static final long SPIN_NANOS = 500_000;
-    /** How long a parked helper waits for a job before its thread ends. */
-    private static final long IDLE_EXIT_NANOS = 5_000_000_000L;
+    /**
+     * How long an idle helper naps before its thread ends: napping costs about 3% of a core here
+     * (1000 wake-ups a second), so for one second after a job, not five as when helpers parked.
+     */
+    private static final long IDLE_EXIT_NANOS = 1_000_000_000L;
+    /**
+     * A helper idle for longer than its spin naps for 1/20 of its idle time so far, from 50 µs up to
+     * 1 ms, and then looks for a job: a job finds it within 5% of the pause before it (at most 1 ms).
+     * Parked and woken by the caller's unpark instead, as until round 24, the first runs after any
+     * pause were slow on this VM for ~5 ms, slower than on one thread: mobilenet_v3_small at batch
+     * 1, 200 ms idle before each group of six runs, six pairs of processes, took 4.2-5.9 ms (mean
+     * 5.1) in its first run and 4.0-5.4 (4.7) in its second, against 2.4-3.4 steady; napping, 3.1-4.2
+     * (3.5) and 2.5-3.6 (3.1). A helper restarted after exiting was as slow as a woken one
+     * (CPU-KERNELS.md round 24).
+     */
+    private static final long NAP_MIN_NANOS = 50_000;
+    private static final long NAP_MAX_NANOS = 1_000_000;
 
     private final int count;
     private final Helper[] helpers;
@@ -68,7 +84,7 @@ public final class Workers {
         try {
             Job job = new Job(task, tasks, count == 2);
             current = job;
-            wakeHelpers();
+            startHelpers();
             job.work(false);
             job.awaitDone();
         } finally {
@@ -76,16 +92,14 @@ public final class Workers {
         }
     }
 
-    /** Called with the helpers held: unparks the parked ones and restarts any that ended while idle. */
-    private void wakeHelpers() {
+    /** Called with the helpers held: restarts any that ended while idle (the others find the job themselves). */
+    private void startHelpers() {
         for (int h = 0; h < helpers.length; h++) {
             Helper helper = helpers[h];
             if (helper == null || !helper.alive) {
                 helper = new Helper();
                 helpers[h] = helper;
                 helper.start();
-            } else if (helper.parked) {
-                LockSupport.unpark(helper);
             }
         }
     }
@@ -156,7 +170,6 @@ public final class Workers {
 
     private final class Helper extends Thread {
         volatile boolean alive = true;
-        volatile boolean parked;
 
         Helper() {
             super("squall-worker");
@@ -184,11 +197,7 @@ public final class Workers {
                     alive = false;
                     return;
                 }
-                parked = true;
-                if (current == seen) {
-                    LockSupport.parkNanos(this, IDLE_EXIT_NANOS);
-                }
-                parked = false;
+                LockSupport.parkNanos(this, Math.clamp(idle / 20, NAP_MIN_NANOS, NAP_MAX_NANOS));
             }
         }
     }

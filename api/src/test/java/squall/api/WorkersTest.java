@@ -40,6 +40,34 @@ class WorkersTest {
         }
     }
 
+    /**
+     * Helpers are not woken: after a job they spin, then nap and look for the next one, and end
+     * after an idle second. Both after a nap and after a restart, the helper must take its share:
+     * the caller's task waits for the helper's.
+     */
+    @Test
+    void aHelperFindsTheNextJobAfterNappingAndAfterEnding() throws InterruptedException {
+        Workers w = Workers.of(2);
+        Thread caller = Thread.currentThread();
+        for (long pauseMs : new long[] {0, 30, 1300}) {
+            Thread.sleep(pauseMs);
+            var helperRan = new java.util.concurrent.CountDownLatch(1);
+            boolean[] waited = new boolean[1];
+            w.forEach(2, i -> {
+                if (i == 0) {
+                    try {
+                        waited[0] = helperRan.await(5, java.util.concurrent.TimeUnit.SECONDS);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                } else if (Thread.currentThread() != caller) {
+                    helperRan.countDown();
+                }
+            });
+            assertTrue(waited[0], "after a pause of " + pauseMs + " ms the helper did not run task 1");
+        }
+    }
+
     @Test
     void aTaskThatCallsForEachRunsItsInnerTasksToo() {
         Workers w = Workers.of(2);
