@@ -24,12 +24,13 @@ import squall.networks.onnx.OnnxExporter;
  * {@code pw}), or with a depthwise k x k conv on E between them (kind {@code dw3}, {@code dw5}),
  * runs in Squall's JVM backend and in ORT (Squall's exporter writes the graph), timed in
  * alternating blocks of 5 runs after a 200 ms pause and one untimed run, as {@code bench --compare}
- * times networks (single runs back to back, or 30 ms pauses, let ORT's spinning threads slow
- * Squall's next runs). Eight pairs make the chain long enough for the backend's NCHWc islands. Run it from
- * examples after {@code mvn install -DskipTests} with
- * {@code java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:$(cat
- * target/classpath.txt) examples.ChainBench KIND SIZE C E [activation] [threads] [batch] [seconds]
- * [pairs]}, e.g. {@code examples.ChainBench pw 28 32 192 none}.
+ * times networks (after 30 ms pauses Squall's first runs following ORT's block were up to 1.7x
+ * slow, likely from ORT's threads still spinning). Eight pairs make the chain long enough for the
+ * backend's NCHWc islands. Run it from examples after {@code mvn install -DskipTests} (and one
+ * {@code ./squall} command, which writes target/classpath.txt) with {@code java --add-modules
+ * jdk.incubator.vector -cp target/classes:target/test-classes:$(cat target/classpath.txt)
+ * examples.ChainBench KIND SIZE C E [activation] [threads] [batch] [seconds] [pairs]}, e.g.
+ * {@code examples.ChainBench pw 28 32 192 none}.
  */
 public final class ChainBench {
     /** The pause before each block, as {@code Benchmark}'s. */

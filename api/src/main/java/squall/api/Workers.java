@@ -14,8 +14,8 @@ import java.util.function.IntConsumer;
  * matters (a ForkJoinPool invoke measured 10-15 µs on 2 cores). Here the calling thread works too,
  * and {@code count - 1} persistent helpers claim task indices from a shared counter; a helper spins
  * briefly after a job (the next kernel usually follows within microseconds), then naps in short
- * timed parks, looking for a job after each, and ends after a few idle seconds (it is started again
- * on the next job). Only one caller at a time gets the
+ * timed parks, looking for a job after each, and ends after an idle second (it is started again on
+ * the next job). Only one caller at a time gets the
  * helpers: a caller that finds them busy, or a task that calls forEach, runs its tasks on its own
  * thread, so callers in parallel never oversubscribe the cores.
  */
