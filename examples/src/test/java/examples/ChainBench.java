@@ -153,14 +153,17 @@ public final class ChainBench {
     }
 
     private static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        return sorted[sorted.length / 2];
+        return percentile(values, 50);
     }
 
     private static double p10(double[] values) {
+        return percentile(values, 10);
+    }
+
+    /** {@link Benchmark#percentile}, the one {@code bench} reports, of unsorted values. */
+    private static double percentile(double[] values, double percent) {
         double[] sorted = values.clone();
         Arrays.sort(sorted);
-        return sorted[sorted.length / 10];
+        return Benchmark.percentile(sorted, percent);
     }
 }
