@@ -3,7 +3,6 @@ package examples;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
-import java.util.HashMap;
 import java.util.Map;
 import java.util.Random;
 import squall.api.Attributes;
@@ -14,6 +13,7 @@ import squall.api.Model;
 import squall.api.Operators;
 import squall.api.Shape;
 import squall.api.Tensor;
+import squall.networks.RandomWeights;
 import squall.networks.onnx.OnnxExporter;
 
 /**
@@ -66,27 +66,20 @@ public final class ChainBench {
             try (CompiledModel squall = Backends.select("jvm").compile(model, Operators.discover(),
                     Map.of("threads", String.valueOf(threads)));
                  OnnxRuntimeSession ort = OnnxRuntimeSession.open(file, threads, input)) {
-                float[] ours = squall.run(input).data();
-                float[] theirs = ort.run().data();
-                double difference = 0;
-                double largest = 0;
-                for (int i = 0; i < ours.length; i++) {
-                    difference = Math.max(difference, Math.abs(ours[i] - theirs[i]));
-                    largest = Math.max(largest, Math.abs(theirs[i]));
-                }
-                double[][] ms = time(squall::run, ort::run, input, seconds);
+                double difference = Benchmark.maxRelativeDifference(squall.run(input).data(), ort.run().data());
+                double[][] ms = time(() -> squall.run(input), ort::run, seconds);
                 System.out.printf("%s %d->%d @%d, %s, batch %d, %d threads, %d pairs: squall %.3f ms, ORT %.3f ms, "
                                 + "median ratio %.3f, p10 %.3f / %.3f = %.3f (%d runs each; max |difference| / max |ORT| %.1e)%n",
                         kind, c, e, size, activation, batch, threads, pairs, median(ms[0]), median(ms[1]),
                         median(ms[0]) / median(ms[1]), p10(ms[0]), p10(ms[1]), p10(ms[0]) / p10(ms[1]),
-                        ms[0].length, difference / largest);
+                        ms[0].length, difference);
             }
         } finally {
             Files.deleteIfExists(file);
         }
     }
 
-    /** The chain with weights scaled by 1/sqrt(fan-in), so values stay of order 1 through it. */
+    /** The chain with {@link RandomWeights}' weights, as {@code bench} gives a network without a checkpoint. */
     static Model chain(String kind, int size, int c, int e, String activation, int pairs) {
         int k = kind.equals("pw") ? 0 : Integer.parseInt(kind.substring(2));
         Attributes act = activation.equals("none") ? Attributes.EMPTY : Attributes.of("activation", activation);
@@ -104,25 +97,15 @@ public final class ChainBench {
                     b.parameter(i + ".project.bias", c));
         }
         Graph graph = b.output(x).build();
-        Random random = new Random(42);
-        Map<String, Tensor> weights = new HashMap<>();
-        graph.parameters().forEach((name, shape) -> {
-            float[] values = new float[shape.size()];
-            float scale = (float) (1 / Math.sqrt((double) shape.size() / shape.dims()[0]));
-            for (int i = 0; i < values.length; i++) {
-                values[i] = (random.nextFloat() * 2 - 1) * scale;
-            }
-            weights.put(name, new Tensor(shape, values));
-        });
-        return Model.bind(graph, weights, "random weights");
+        return Model.bind(graph, RandomWeights.generate(graph, 42), "random weights");
     }
 
     /** Warm-up for 2 s, then blocks of 5 timed runs per engine, the engine going first alternating. */
-    private static double[][] time(java.util.function.Function<Tensor, Tensor> squall, Runnable ort, Tensor input,
-                                   double seconds) throws InterruptedException {
+    private static double[][] time(Runnable squall, Runnable ort, double seconds) throws InterruptedException {
+        Runnable[] engines = {squall, ort};
         long warm = System.nanoTime() + 2_000_000_000L;
         while (System.nanoTime() < warm) {
-            squall.apply(input);
+            squall.run();
             ort.run();
         }
         double[][] ms = new double[2][100_000];
@@ -132,24 +115,16 @@ public final class ChainBench {
             for (int turn = 0; turn < 2; turn++) {
                 int engine = n / 5 % 2 == 0 ? turn : 1 - turn;
                 Thread.sleep(PAUSE_MS);
-                run(engine, squall, ort, input);
+                engines[engine].run();
                 for (int k = 0; k < 5; k++) {
                     long start = System.nanoTime();
-                    run(engine, squall, ort, input);
+                    engines[engine].run();
                     ms[engine][n + k] = (System.nanoTime() - start) / 1e6;
                 }
             }
             n += 5;
         }
         return new double[][] {Arrays.copyOf(ms[0], n), Arrays.copyOf(ms[1], n)};
-    }
-
-    private static void run(int engine, java.util.function.Function<Tensor, Tensor> squall, Runnable ort, Tensor input) {
-        if (engine == 0) {
-            squall.apply(input);
-        } else {
-            ort.run();
-        }
     }
 
     private static double median(double[] values) {
